@@ -1,0 +1,50 @@
+"""The one interface every text encoder implements: sentence vector + token vectors + mask.
+
+Models receive raw strings and call the encoder; tokenisation happens inside the encoder so a
+config can swap MiniLM, any Hugging Face encoder or word embeddings without touching the model.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class TextEncoding:
+    """Output of a text encoder for a batch of B strings.
+
+    sentence: [B, D] pooled sentence vectors.
+    tokens: [B, L, D] contextual token vectors (padding positions are arbitrary).
+    mask: [B, L] bool, True at real tokens.
+    words: per string, the surface form of each of the L token positions (padding excluded),
+        so word-level weighting (content words, DMAE's textual attention) can be applied.
+    """
+
+    sentence: torch.Tensor
+    tokens: torch.Tensor
+    mask: torch.Tensor
+    words: list[list[str]] | None = None
+
+
+class TextEncoder(nn.Module, ABC):
+    """Base class for text encoders registered in ``vidlang.registry.TEXT_ENCODERS``."""
+
+    #: width D of the sentence and token vectors
+    dim: int
+
+    @abstractmethod
+    def forward(self, texts: Sequence[str]) -> TextEncoding:
+        """Encode B strings on the encoder's device."""
+
+    @property
+    def device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        for b in self.buffers():
+            return b.device
+        return torch.device("cpu")
