@@ -67,6 +67,8 @@ LOSSES: Registry[Any] = Registry("loss")
 TEXT_ENCODERS: Registry[Any] = Registry("text encoder")
 FEATURE_STORES: Registry[Any] = Registry("feature store")
 EXTRACTORS: Registry[Any] = Registry("feature extractor")
+# task name ("grounding", "retrieval", "alignment") -> the engine's data pipeline for that task
+PIPELINES: Registry[Any] = Registry("task pipeline")
 
 # Modules whose import registers the built-in components. Listed here (not imported at package
 # import time) so `import vidlang` stays cheap; a missing optional module is simply skipped.
@@ -78,6 +80,7 @@ _BUILTIN_MODULES = (
     "vidlang.losses",
     "vidlang.models",
     "vidlang.video",
+    "vidlang.engine.pipelines",
 )
 _loaded = False
 
