@@ -1,0 +1,44 @@
+"""Feature stores, the canonical feature file, and temporal resampling.
+
+Importing this package registers the stores in ``vidlang.registry.FEATURE_STORES``.
+"""
+
+from vidlang.data.features.canonical import (
+    CanonicalH5Writer,
+    durations_path,
+    write_canonical_h5,
+)
+from vidlang.data.features.resample import (
+    RESAMPLE_MODES,
+    fixed_bin_pool,
+    l2_normalise_rows,
+    resample,
+    segment_average,
+    uniform_pick,
+)
+from vidlang.data.features.stores import (
+    CanonicalFeatureStore,
+    FeatureStore,
+    HDF5FeatureStore,
+    MissingVideoError,
+    NpyFolderStore,
+    open_feature_store,
+)
+
+__all__ = [
+    "RESAMPLE_MODES",
+    "CanonicalFeatureStore",
+    "CanonicalH5Writer",
+    "FeatureStore",
+    "HDF5FeatureStore",
+    "MissingVideoError",
+    "NpyFolderStore",
+    "durations_path",
+    "fixed_bin_pool",
+    "l2_normalise_rows",
+    "open_feature_store",
+    "resample",
+    "segment_average",
+    "uniform_pick",
+    "write_canonical_h5",
+]

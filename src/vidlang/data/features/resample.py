@@ -1,0 +1,141 @@
+"""Temporal resampling of [T, D] clip features to the fixed lengths the published methods use.
+
+* :func:`segment_average` - MMN / 2D-TAN (mmn.md §2 "Preprocessing"), bit-for-bit the rule
+  behind the published numbers, including its side effect: the boundary clamp to T-1 means the
+  last frame never enters any mean (for T > P).
+* :func:`fixed_bin_pool` - CPL's 200 equal bins (cpl_ccr.md §1). By default every frame falls in
+  exactly one bin; ``drop_last_frame=True`` reproduces the release, which shares MMN's clamp.
+* :func:`uniform_pick` - rows at ``round(linspace(0, T-1, n))`` (CPL's 50-of-200, CLIP4Clip).
+* :func:`resample` - dispatch on :class:`vidlang.models.base.FeatureSpec` ``mode``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from vidlang.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from vidlang.models.base import FeatureSpec
+
+
+def _as_2d(feats: np.ndarray) -> np.ndarray:
+    arr = np.asarray(feats, dtype=np.float32)
+    if arr.ndim != 2 or arr.shape[0] == 0:
+        raise DataError(f"features must be a non-empty [T, D] array, got shape {arr.shape}")
+    return arr
+
+
+def _check_count(n: int, what: str) -> int:
+    if int(n) != n or n < 1:
+        raise ConfigError(f"{what}: must be a positive integer, got {n!r}")
+    return int(n)
+
+
+def l2_normalise_rows(feats: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Each time step divided by its L2 norm (all-zero rows stay zero)."""
+    arr = _as_2d(feats)
+    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    return arr / np.maximum(norms, eps)
+
+
+def bin_bounds(num_frames: int, num_bins: int, drop_last_frame: bool) -> np.ndarray:
+    """Bin edges ``b_k = round(k * T / P)`` for k = 0..P (numpy round: half to even).
+
+    With ``drop_last_frame`` the edges are clamped to <= T-1 (MMN, 2D-TAN and the CPL release),
+    so row T-1 is in no bin unless a bin is empty and falls back to it.
+    """
+    edges = np.round(np.arange(num_bins + 1) * num_frames / num_bins).astype(np.int64)
+    if drop_last_frame:
+        edges = np.minimum(edges, num_frames - 1)
+    return edges
+
+
+def _mean_in_bins(arr: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bin k = mean of rows edges[k]..edges[k+1]-1; an empty bin repeats row edges[k] (nearest)."""
+    num_frames = arr.shape[0]
+    starts, ends = edges[:-1], edges[1:]
+    # Prefix sums give every bin's mean in one vectorised step (float64 to keep sums exact).
+    csum = np.concatenate([np.zeros((1, arr.shape[1])), np.cumsum(arr, axis=0, dtype=np.float64)])
+    counts = (ends - starts)[:, None]
+    means = (csum[ends] - csum[starts]) / np.maximum(counts, 1)
+    empty = counts[:, 0] <= 0
+    if empty.any():
+        means[empty] = arr[np.minimum(starts[empty], num_frames - 1)]
+    return means.astype(np.float32)
+
+
+def segment_average(feats: np.ndarray, num_segments: int, l2_normalise: bool = True) -> np.ndarray:
+    """MMN / 2D-TAN resampling to ``num_segments`` rows, exactly as the release does it.
+
+    Optionally L2-normalise each time step first (MMN does), then average rows b_k..b_{k+1}-1
+    with ``b_k = min(round(k*T/P), T-1)``; an empty range repeats row b_k. Side effect kept on
+    purpose (it produced the published numbers): the last frame never enters a mean when T > P.
+    """
+    n = _check_count(num_segments, "num_segments")
+    arr = l2_normalise_rows(feats) if l2_normalise else _as_2d(feats)
+    return _mean_in_bins(arr, bin_bounds(arr.shape[0], n, drop_last_frame=True))
+
+
+def fixed_bin_pool(feats: np.ndarray, num_bins: int, drop_last_frame: bool = False) -> np.ndarray:
+    """CPL resampling: ``num_bins`` equal bins, each averaged; an empty bin (T < bins) repeats
+    the nearest frame. ``drop_last_frame=True`` reproduces the release's clamp (see above)."""
+    n = _check_count(num_bins, "num_bins")
+    arr = _as_2d(feats)
+    return _mean_in_bins(arr, bin_bounds(arr.shape[0], n, drop_last_frame))
+
+
+def uniform_pick_indices(num_frames: int, n: int) -> np.ndarray:
+    """Row indices ``round(linspace(0, T-1, n))`` (numpy round: half to even)."""
+    return np.round(np.linspace(0, num_frames - 1, _check_count(n, "n"))).astype(np.int64)
+
+
+def uniform_pick(feats: np.ndarray, n: int) -> np.ndarray:
+    """``n`` rows picked evenly, first and last included (index picking, not pooling)."""
+    arr = _as_2d(feats)
+    return arr[uniform_pick_indices(arr.shape[0], n)]
+
+
+def _need_clips(spec: FeatureSpec) -> int:
+    if spec.num_clips is None:
+        raise ConfigError(f"feature_spec.num_clips: required for mode {spec.mode!r}")
+    return _check_count(spec.num_clips, "feature_spec.num_clips")
+
+
+def _mode_segment_mean(feats: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    return segment_average(feats, _need_clips(spec), l2_normalise=spec.l2_normalise)
+
+
+def _mode_fixed_bin(feats: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    arr = l2_normalise_rows(feats) if spec.l2_normalise else feats
+    return fixed_bin_pool(arr, _need_clips(spec))
+
+
+def _mode_uniform(feats: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    arr = l2_normalise_rows(feats) if spec.l2_normalise else feats
+    return uniform_pick(arr, _need_clips(spec))
+
+
+def _mode_none(feats: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    return l2_normalise_rows(feats) if spec.l2_normalise else _as_2d(feats)
+
+
+RESAMPLE_MODES: dict[str, Callable[[np.ndarray, FeatureSpec], np.ndarray]] = {
+    "segment_mean": _mode_segment_mean,
+    "fixed_bin": _mode_fixed_bin,
+    "uniform": _mode_uniform,
+    "none": _mode_none,
+}
+
+
+def resample(feats: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """Resample [T, D] features as ``spec`` asks (per-step L2 norm first when it says so)."""
+    try:
+        fn = RESAMPLE_MODES[spec.mode]
+    except KeyError:
+        known = ", ".join(sorted(RESAMPLE_MODES))
+        raise ConfigError(f"feature_spec.mode: unknown {spec.mode!r}; known: {known}") from None
+    return fn(feats, spec)
