@@ -22,6 +22,7 @@ feature store, features already resampled as the model's :meth:`feature_spec` as
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -45,11 +46,17 @@ class FeatureSpec:
 
 @dataclass
 class TrainState:
-    """Where training is: 1-based epoch, global optimiser step, and the planned epoch count."""
+    """Where training is: 1-based epoch, global optimiser step, and the planned epoch count.
+
+    ``gather_negatives`` mirrors ``trainer.gather_negatives``: when True, contrastive models
+    should pass their embeddings through ``vidlang.engine.distributed.gather_with_grad`` so
+    negatives come from every device (identity on one process).
+    """
 
     epoch: int = 1
     step: int = 0
     max_epochs: int = 1
+    gather_negatives: bool = False
 
 
 class VidlangModel(nn.Module):
@@ -82,3 +89,16 @@ class VidlangModel(nn.Module):
 
     def on_train_epoch_start(self, state: TrainState) -> None:
         """Hook for schedules that depend on the epoch (e.g. freezing the text encoder)."""
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, map_location: str | torch.device = "cpu") -> VidlangModel:
+        """Load a model saved by the engine (a folder with ``model.safetensors`` and
+        ``config.yaml``, or a run folder holding ``best/`` or ``last/``)."""
+        from vidlang.engine.checkpoint import load_model
+
+        model = load_model(path, map_location=map_location)
+        if not isinstance(model, cls):
+            from vidlang.errors import ConfigError
+
+            raise ConfigError(f"{path}: holds a {type(model).__name__}, not a {cls.__name__}")
+        return model

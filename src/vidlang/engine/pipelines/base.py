@@ -1,0 +1,138 @@
+"""The task-pipeline contract: how the engine gets loaders and scores for one task.
+
+A pipeline (registered in ``vidlang.registry.PIPELINES`` under the task name that models set in
+``VidlangModel.task``) owns the data side of a task: its ``data`` config schema, train/eval
+loaders producing the batches documented in ``vidlang.models.base``, the per-batch eval step
+and the metrics. The engine owns everything else (devices, optimiser, checkpoints, logging).
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from vidlang.engine.schema import DataConfig, ExperimentConfig
+from vidlang.errors import ConfigError
+from vidlang.models.base import FeatureSpec
+
+
+class EpochSampler(Sampler[int]):
+    """Deterministic, shardable sampler: the order depends only on (seed, epoch).
+
+    Shuffles with a generator seeded by ``seed + epoch`` (Lightning calls :meth:`set_epoch`),
+    then gives process ``rank`` every ``world_size``-th index. With ``pad`` the list is padded
+    (by repeating its start) to a multiple of ``world_size`` so every process runs the same
+    number of steps (training); evaluation uses ``pad=False`` so nothing is scored twice.
+    """
+
+    def __init__(self, n: int, seed: int, shuffle: bool, rank: int = 0, world_size: int = 1,
+                 pad: bool = True) -> None:
+        self.n, self.seed, self.shuffle = n, seed, shuffle
+        self.rank, self.world_size, self.pad = rank, world_size, pad
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _indices(self) -> list[int]:
+        if self.shuffle:
+            gen = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.n, generator=gen).tolist()
+        else:
+            order = list(range(self.n))
+        if self.pad and self.world_size > 1 and self.n % self.world_size:
+            extra = self.world_size - self.n % self.world_size
+            order += (order * (extra // max(self.n, 1) + 1))[:extra]
+        return order[self.rank::self.world_size]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._indices())
+
+    def __len__(self) -> int:
+        return len(self._indices())
+
+
+def make_loader(dataset: Dataset, collate: Callable[[list[Any]], Any], batch_size: int, *,
+                shuffle: bool, seed: int, num_workers: int, rank: int = 0, world_size: int = 1,
+                pad: bool = True) -> DataLoader:
+    """A DataLoader with an :class:`EpochSampler` and its own generator, so iterating it never
+    draws from the global RNG (needed for bit-identical resume)."""
+    sampler = EpochSampler(len(dataset), seed, shuffle, rank, world_size, pad)  # type: ignore[arg-type]
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate,
+                      num_workers=num_workers, generator=torch.Generator().manual_seed(seed),
+                      persistent_workers=False)
+
+
+class TaskPipeline(ABC):
+    """Data, evaluation and outputs of one task. Subclasses set ``task`` and
+    ``data_config_class`` (a :class:`DataConfig` subclass) and register in PIPELINES."""
+
+    task: ClassVar[str] = ""
+    data_config_class: ClassVar[type] = DataConfig
+
+    def __init__(self, cfg: ExperimentConfig, feature_spec: FeatureSpec) -> None:
+        self.cfg = cfg
+        self.data = cfg.data
+        self.feature_spec = feature_spec
+
+    @classmethod
+    def check_config(cls, cfg: ExperimentConfig) -> None:
+        """Cross-key checks run at validation time (before training starts)."""
+        data = cfg.data
+        if data.select_split is not None and data.select_split == data.test_split \
+                and not data.allow_test_selection:
+            raise ConfigError(
+                f"data.select_split: {data.select_split!r} is the test split; model selection on "
+                "test needs data.allow_test_selection=true (results are then labelled test-selected)")
+        for key in ("batch_size", "eval_batch_size"):
+            if getattr(data, key) < 1:
+                raise ConfigError(f"data.{key}: must be >= 1, got {getattr(data, key)}")
+        if data.num_workers < 0:
+            raise ConfigError(f"data.num_workers: must be >= 0, got {data.num_workers}")
+
+    @property
+    def selection_is_test(self) -> bool:
+        return self.data.select_split is not None and self.data.select_split == self.data.test_split
+
+    @abstractmethod
+    def train_loader(self, rank: int = 0, world_size: int = 1) -> DataLoader:
+        """Loader over ``data.train_split``, shuffled per (seed, epoch)."""
+
+    @abstractmethod
+    def eval_loader(self, split: str, rank: int = 0, world_size: int = 1) -> DataLoader:
+        """Loader over ``split`` in a fixed order, sharded without padding."""
+
+    def eval_step(self, model: Any, batch: dict[str, Any]) -> Any:
+        """What one eval batch contributes (default: ``model.predict(batch)``)."""
+        return model.predict(batch)
+
+    @abstractmethod
+    def evaluate(self, outputs: Sequence[Any], split: str) -> dict[str, Any]:
+        """Metrics of ``split`` from every eval step's output (gathered from all processes)."""
+
+    def write_outputs(self, outputs: Sequence[Any], metrics: dict[str, Any], split: str,
+                      out_dir: str | Path) -> list[Path]:
+        """Files of ``vidlang eval`` (default: ``metrics.json``)."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / "metrics.json"
+        path.write_text(json.dumps(metrics, indent=2, default=float), encoding="utf-8")
+        return [path]
+
+
+def flatten_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numeric leaves of a (nested) metrics dict as ``{"a/b": value}``, for logging."""
+    flat: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten_metrics(value, name + "/"))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            flat[name] = float(value)
+    return flat

@@ -1,0 +1,275 @@
+"""The ``grounding`` pipeline: canonical records + a feature store -> the grounding batch.
+
+Items are whole videos (``batch_unit: video``, all of a video's queries in one batch, as MMN
+needs for its same-video negatives) or single queries (``batch_unit: query``, as CPL trains);
+``batch_size`` counts items. Features are resampled per the model's ``feature_spec()`` with
+``vidlang.data.features.resample`` and padded to the longest video in the batch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from vidlang.data.records import GroundingRecord
+from vidlang.engine.pipelines.base import TaskPipeline, make_loader
+from vidlang.engine.schema import DataConfig, ExperimentConfig
+from vidlang.errors import ConfigError, DataError
+from vidlang.models.base import FeatureSpec
+from vidlang.registry import PIPELINES
+
+FeatureSource = Mapping[str, Any]  # video_id -> [T, D] array
+
+
+@dataclass
+class GroundingDataConfig(DataConfig):
+    """``data`` keys of grounding experiments (see :class:`DataConfig` for the shared ones)."""
+
+    batch_unit: str = "video"  # "video" (all queries of a video together) or "query"
+
+
+BATCH_UNITS = ("video", "query")
+
+
+@dataclass
+class GroundingItem:
+    """One dataset item: a video's features and the queries that come with it."""
+
+    video_id: str
+    feats: torch.Tensor  # [T, D]
+    duration: float
+    records: list[GroundingRecord]
+
+
+def collate_grounding(items: Sequence[GroundingItem]) -> dict[str, Any]:
+    """The grounding batch of ``vidlang.models.base``; items of the same video share a row."""
+    rows: dict[str, int] = {}
+    row_items: list[GroundingItem] = []
+    for item in items:
+        if item.video_id not in rows:
+            rows[item.video_id] = len(row_items)
+            row_items.append(item)
+    t_max = max(int(it.feats.shape[0]) for it in row_items)
+    dim = int(row_items[0].feats.shape[1])
+    feats = torch.zeros(len(row_items), t_max, dim, dtype=torch.float32)
+    mask = torch.zeros(len(row_items), t_max, dtype=torch.bool)
+    for i, it in enumerate(row_items):
+        if it.feats.shape[1] != dim:
+            raise DataError(f"feature width {it.feats.shape[1]} != {dim} of the batch",
+                            record=it.video_id)
+        feats[i, : it.feats.shape[0]] = it.feats
+        mask[i, : it.feats.shape[0]] = True
+    records = [(rows[it.video_id], r) for it in items for r in it.records]
+    windows = [r.windows[0] if r.windows else (math.nan, math.nan) for _, r in records]
+    return {
+        "video_ids": [it.video_id for it in row_items],
+        "feats": feats,
+        "feat_mask": mask,
+        "durations": torch.tensor([it.duration for it in row_items], dtype=torch.float32),
+        "queries": [r.query for _, r in records],
+        "qids": [r.qid for _, r in records],
+        "query_video": torch.tensor([row for row, _ in records], dtype=torch.long),
+        "windows": torch.tensor(windows, dtype=torch.float32).reshape(-1, 2),
+    }
+
+
+def prepare_features(raw: Any, spec: FeatureSpec, video_id: str = "") -> torch.Tensor:
+    """A [T, D] float tensor resampled as ``spec`` asks (``vidlang.data.features.resample``)."""
+    arr = np.asarray(raw, dtype=np.float32)
+    if arr.ndim != 2 or arr.shape[0] == 0:
+        raise DataError(f"features must be a non-empty [T, D] array, got shape {arr.shape}",
+                        record=video_id or None)
+    if spec.mode != "none" or spec.l2_normalise:
+        from vidlang.data.features import resample
+
+        arr = np.asarray(resample(arr, spec), dtype=np.float32)
+    return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+class GroundingDataset(Dataset):
+    """Items over records grouped by video (``video``) or one per record (``query``).
+
+    ``features`` is any mapping video_id -> [T, D]; a callable returning one is opened lazily
+    in each process (so HDF5 handles are not shared across DataLoader workers).
+    """
+
+    def __init__(self, records: Sequence[GroundingRecord], features: FeatureSource | Callable[[], FeatureSource],
+                 spec: FeatureSpec, batch_unit: str) -> None:
+        self.spec = spec
+        self._features = features
+        by_video: dict[str, list[GroundingRecord]] = {}
+        for r in records:
+            by_video.setdefault(r.video_id, []).append(r)
+        self.groups: list[tuple[str, list[GroundingRecord]]] = (
+            list(by_video.items()) if batch_unit == "video" else [(r.video_id, [r]) for r in records])
+
+    @property
+    def features(self) -> FeatureSource:
+        if callable(self._features):
+            self._features = self._features()
+        return self._features
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def __getitem__(self, index: int) -> GroundingItem:
+        video_id, records = self.groups[index]
+        try:
+            raw = self.features[video_id]
+        except KeyError:
+            raise DataError("video has no features in the feature store", record=video_id) from None
+        feats = prepare_features(raw, self.spec, video_id)
+        return GroundingItem(video_id, feats, float(records[0].duration), records)
+
+
+def _synthvl_records(data: DataConfig, split: str) -> list[GroundingRecord]:
+    from vidlang.data import synthvl
+
+    return list(synthvl.load(data.root, split))
+
+
+def _jsonl_records(data: DataConfig, split: str) -> list[GroundingRecord]:
+    """Canonical moment_detr-style JSONL: ``<root>/<split>.jsonl``."""
+    from vidlang.data.records import iter_jsonl
+
+    path = Path(data.root) / f"{split}.jsonl"
+    if not path.is_file():
+        raise DataError(f"no {split}.jsonl (data.root={data.root!r}, split {split!r})", path)
+    out = []
+    for line, obj in iter_jsonl(path):
+        try:
+            out.append(GroundingRecord(
+                qid=str(obj["qid"]), video_id=str(obj["vid"]), duration=float(obj["duration"]),
+                query=str(obj["query"]), split=split,
+                windows=tuple((float(s), float(e)) for s, e in obj.get("relevant_windows", []))))
+        except (KeyError, TypeError, ValueError) as e:
+            raise DataError(f"not a canonical grounding record ({e})", path, line) from None
+    return out
+
+
+def _catalog_records(data: DataConfig, split: str) -> list[GroundingRecord]:
+    from vidlang.data.catalog import load_grounding
+
+    result = load_grounding(data.dataset, split, data.root)
+    records = result[0] if isinstance(result, tuple) else result
+    return list(records)
+
+
+# dataset names with their own record source; every other name goes through the catalog
+_RECORD_SOURCES: dict[str, Callable[[DataConfig, str], list[GroundingRecord]]] = {
+    "synthvl": _synthvl_records,
+    "jsonl": _jsonl_records,
+}
+_DEFAULT_FEATURES = {"synthvl": "features.h5"}
+
+
+def load_records(data: DataConfig, split: str) -> list[GroundingRecord]:
+    """The canonical records of ``split`` for the configured dataset."""
+    records = _RECORD_SOURCES.get(data.dataset, _catalog_records)(data, split)
+    if not records:
+        raise DataError(f"split {split!r} of dataset {data.dataset!r} has no records", data.root)
+    return records
+
+
+def feature_store_path(data: DataConfig) -> str:
+    if data.features:
+        return data.features
+    default = _DEFAULT_FEATURES.get(data.dataset)
+    if default is None:
+        raise ConfigError(f"data.features: required for dataset {data.dataset!r} (path to a feature store)")
+    return str(Path(data.root) / default)
+
+
+class _StoreOpener:
+    """Picklable, lazy ``open_feature_store(path, key_pattern)``."""
+
+    def __init__(self, path: str, key_pattern: str | None) -> None:
+        self.path, self.key_pattern = path, key_pattern
+
+    def __call__(self) -> FeatureSource:
+        from vidlang.data.features import open_feature_store
+
+        return open_feature_store(self.path, key_pattern=self.key_pattern)
+
+
+@PIPELINES.register("grounding")
+class GroundingPipeline(TaskPipeline):
+    """Grounding data + evaluation. ``records``/``features`` may be injected (tests, notebooks);
+    otherwise they come from ``data.dataset``/``data.root`` and ``data.features``."""
+
+    task = "grounding"
+    data_config_class = GroundingDataConfig
+
+    def __init__(self, cfg: ExperimentConfig, feature_spec: FeatureSpec,
+                 records: Mapping[str, Sequence[GroundingRecord]] | None = None,
+                 features: FeatureSource | None = None) -> None:
+        super().__init__(cfg, feature_spec)
+        self._records: dict[str, list[GroundingRecord]] = {k: list(v) for k, v in (records or {}).items()}
+        self._features: FeatureSource | Callable[[], FeatureSource] = (
+            features if features is not None else _StoreOpener(feature_store_path(cfg.data), cfg.data.key_pattern))
+
+    @classmethod
+    def check_config(cls, cfg: ExperimentConfig) -> None:
+        super().check_config(cfg)
+        if cfg.data.batch_unit not in BATCH_UNITS:
+            raise ConfigError(f"data.batch_unit: {cfg.data.batch_unit!r} is not one of {BATCH_UNITS}")
+
+    def records(self, split: str) -> list[GroundingRecord]:
+        if split not in self._records:
+            self._records[split] = load_records(self.data, split)
+        return self._records[split]
+
+    def dataset(self, split: str, batch_unit: str) -> GroundingDataset:
+        return GroundingDataset(self.records(split), self._features, self.feature_spec, batch_unit)
+
+    def train_loader(self, rank: int = 0, world_size: int = 1) -> DataLoader:
+        ds = self.dataset(self.data.train_split, self.data.batch_unit)
+        return make_loader(ds, collate_grounding, self.data.batch_size, shuffle=True,
+                           seed=self.cfg.seed, num_workers=self.data.num_workers,
+                           rank=rank, world_size=world_size, pad=True)
+
+    def eval_loader(self, split: str, rank: int = 0, world_size: int = 1) -> DataLoader:
+        ds = self.dataset(split, "video")
+        return make_loader(ds, collate_grounding, self.data.eval_batch_size, shuffle=False,
+                           seed=self.cfg.seed, num_workers=self.data.num_workers,
+                           rank=rank, world_size=world_size, pad=False)
+
+    def predictions(self, outputs: Sequence[Any], split: str) -> list[dict[str, Any]]:
+        """One moment_detr-style prediction per record of ``split``, in record order."""
+        by_qid: dict[str, dict[str, Any]] = {}
+        for batch_preds in outputs:
+            for p in batch_preds:
+                by_qid[str(p["qid"])] = p
+        out = []
+        for r in self.records(split):
+            if r.qid not in by_qid:
+                raise DataError("the model returned no prediction for this query", record=r.qid)
+            windows = [[float(x) for x in w] for w in by_qid[r.qid]["pred_relevant_windows"]]
+            out.append({"qid": r.qid, "query": r.query, "vid": r.video_id,
+                        "pred_relevant_windows": windows})
+        return out
+
+    def evaluate(self, outputs: Sequence[Any], split: str) -> dict[str, Any]:
+        from vidlang.metrics import evaluate_grounding
+
+        preds = self.predictions(outputs, split)
+        gt = [r.to_json() for r in self.records(split)]
+        return evaluate_grounding(preds, gt, preset=self.cfg.eval.preset, **dict(self.cfg.eval.overrides))
+
+    def write_outputs(self, outputs: Sequence[Any], metrics: dict[str, Any], split: str,
+                      out_dir: str | Path) -> list[Path]:
+        """``predictions.jsonl`` (moment_detr format) and ``metrics.json``."""
+        paths = super().write_outputs(outputs, metrics, split, out_dir)
+        pred_path = Path(out_dir) / "predictions.jsonl"
+        with open(pred_path, "w", encoding="utf-8") as f:
+            for p in self.predictions(outputs, split):
+                f.write(json.dumps(p, ensure_ascii=False) + "\n")
+        return [pred_path, *paths]

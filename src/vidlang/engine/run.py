@@ -1,0 +1,194 @@
+"""Train and evaluate an experiment: the code behind ``vidlang train`` and ``vidlang eval``.
+
+Run folder layout (``--out``)::
+
+    config.yaml                 resolved config of the run
+    checkpoints/last.ckpt       resumable training state (optimiser, scheduler, epoch, RNG)
+    best/                       model.safetensors + config.yaml + info.json (selection split)
+    last/                       the same after the final epoch
+    logs/csv/metrics.csv        per-step and per-epoch logs; logs/tb/ TensorBoard events
+    curves.png                  training curves
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from vidlang.engine.checkpoint import (
+    INFO,
+    build_model,
+    load_model,
+    resolve_model_dir,
+    save_pretrained,
+)
+from vidlang.engine.config import save_config
+from vidlang.engine.module import VidlangLightningModule
+from vidlang.engine.pipelines.base import TaskPipeline, flatten_metrics
+from vidlang.engine.plots import plot_training_curves
+from vidlang.engine.schema import ExperimentConfig
+from vidlang.errors import ConfigError, VidlangError
+
+LAST_CKPT = Path("checkpoints") / "last.ckpt"
+
+
+@dataclass
+class TrainResult:
+    """Where a run wrote its models; ``model`` is the trained module (last epoch)."""
+
+    out_dir: Path
+    last_dir: Path
+    best_dir: Path | None
+    best_score: float | None
+    model: Any = None
+    val_metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_dir(self) -> Path:
+        """The selected model: ``best/`` when a selection split was evaluated, else ``last/``."""
+        return self.best_dir or self.last_dir
+
+
+def build_pipeline(cfg: ExperimentConfig, model: Any) -> TaskPipeline:
+    """The registered pipeline of the model's task."""
+    from vidlang.registry import PIPELINES
+
+    return PIPELINES.get(model.task)(cfg, model.feature_spec())
+
+
+class ExportBest(L.Callback):
+    """Writes ``best/`` whenever the selection metric improves (higher is better)."""
+
+    def __init__(self, cfg: ExperimentConfig, out_dir: Path, test_selected: bool) -> None:
+        self.cfg, self.out_dir, self.test_selected = cfg, out_dir, test_selected
+        self.best_score: float | None = None
+        self.best_epoch: int | None = None
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not isinstance(pl_module, VidlangLightningModule):
+            return
+        flat = flatten_metrics(pl_module.last_metrics)
+        key = self.cfg.eval.metric
+        if key not in flat:
+            raise ConfigError(f"eval.metric: {key!r} is not among the metrics: {', '.join(sorted(flat))}")
+        score = flat[key]
+        if self.best_score is not None and score <= self.best_score:
+            return
+        self.best_score, self.best_epoch = score, pl_module.current_epoch + 1
+        if trainer.is_global_zero:
+            info = {"epoch": self.best_epoch, "metric": key, "score": score,
+                    "selected_on": self.cfg.data.select_split, "test_selected": self.test_selected,
+                    "metrics": pl_module.last_metrics}
+            save_pretrained(pl_module.model, self.cfg, self.out_dir / "best", info)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_score": self.best_score, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best_score = state_dict.get("best_score")
+        self.best_epoch = state_dict.get("best_epoch")
+
+
+def _trainer(cfg: ExperimentConfig, out: Path, callbacks: Sequence[L.Callback]) -> L.Trainer:
+    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    t = cfg.trainer
+    cbs: list[L.Callback] = [ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0,
+                                             every_n_epochs=1, save_on_train_epoch_end=True)]
+    if t.progress_bar:
+        cbs.append(RichProgressBar())
+    cbs.extend(callbacks)
+    loggers = [CSVLogger(save_dir=out, name="logs", version="csv"),
+               TensorBoardLogger(save_dir=out, name="logs", version="tb", default_hp_metric=False)]
+    return L.Trainer(
+        max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
+        num_nodes=t.num_nodes, precision=t.precision, deterministic=t.deterministic,
+        gradient_clip_val=cfg.optim.grad_clip or None, gradient_clip_algorithm="norm",
+        accumulate_grad_batches=t.accumulate_grad_batches, log_every_n_steps=t.log_every_n_steps,
+        enable_progress_bar=t.progress_bar, enable_model_summary=False, callbacks=cbs,
+        logger=loggers, default_root_dir=str(out), num_sanity_val_steps=0,
+        use_distributed_sampler=False, check_val_every_n_epoch=cfg.eval.every_n_epochs,
+        limit_train_batches=t.limit_train_batches,
+        limit_val_batches=0 if cfg.data.select_split is None else None,
+    )
+
+
+def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = False,
+          pipeline: TaskPipeline | None = None, callbacks: Sequence[L.Callback] = ()) -> TrainResult:
+    """Train ``cfg`` into ``out_dir``; ``resume`` continues from ``checkpoints/last.ckpt``."""
+    out = Path(out_dir)
+    ckpt = out / LAST_CKPT
+    if resume and not ckpt.is_file():
+        raise ConfigError(f"--resume: no training state at {ckpt}")
+    if not resume and ckpt.is_file():
+        raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.yaml")
+
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    model = build_model(cfg)
+    pipe = pipeline if pipeline is not None else build_pipeline(cfg, model)
+    module = VidlangLightningModule(model, cfg, pipe)
+    export = ExportBest(cfg, out, pipe.selection_is_test)
+    trainer = _trainer(cfg, out, [export, *callbacks])
+    trainer.fit(module, ckpt_path=str(ckpt) if resume else None)
+
+    last_dir = out / "last"
+    if trainer.is_global_zero:
+        save_pretrained(model, cfg, last_dir, {"epoch": trainer.current_epoch})
+        plot_training_curves(out / "logs" / "csv" / "metrics.csv", out / "curves.png")
+    best_dir = out / "best" if export.best_score is not None else None
+    return TrainResult(out, last_dir, best_dir, export.best_score, model, module.last_metrics)
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(v, device) for v in batch)
+    return batch
+
+
+@torch.no_grad()
+def run_eval_outputs(model: Any, pipeline: TaskPipeline, split: str) -> list[Any]:
+    """Every eval step's output over ``split`` (one process)."""
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    model.eval()
+    return [pipeline.eval_step(model, _to_device(b, device)) for b in pipeline.eval_loader(split)]
+
+
+def evaluate(cfg: ExperimentConfig, ckpt: str | Path, *, split: str | None = None,
+             out_dir: str | Path | None = None, pipeline: TaskPipeline | None = None,
+             device: str | None = None) -> dict[str, Any]:
+    """Score the model in ``ckpt`` on ``split`` (default ``data.test_split``) with ``cfg``'s
+    data and eval settings; writes the pipeline's files (grounding: ``predictions.jsonl``,
+    ``metrics.json``) into ``out_dir`` (default ``<ckpt>/eval_<split>``)."""
+    folder = resolve_model_dir(ckpt)
+    split = split or cfg.data.test_split
+    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_model(folder, map_location=dev)
+    if model.task != cfg.task:
+        raise ConfigError(f"model.name: checkpoint holds a {model.task} model, config is {cfg.task}")
+    pipe = pipeline if pipeline is not None else build_pipeline(cfg, model)
+    outputs = run_eval_outputs(model, pipe, split)
+    metrics = pipe.evaluate(outputs, split)
+    info_path = folder / INFO
+    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+    report = {"split": split, "checkpoint": str(folder), "preset": cfg.eval.preset,
+              "selected_on": info.get("selected_on"), "test_selected": bool(info.get("test_selected")),
+              "metrics": metrics}
+    out = Path(out_dir) if out_dir is not None else folder / f"eval_{split}"
+    pipe.write_outputs(outputs, report, split, out)
+    return report
+
+
+__all__ = ["TrainResult", "evaluate", "train", "build_pipeline", "VidlangError"]
