@@ -1,0 +1,1 @@
+import vidlang.models.mmn  # noqa: F401
