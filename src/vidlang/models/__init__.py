@@ -1,1 +1,2 @@
 import vidlang.models.mmn  # noqa: F401
+import vidlang.models.retrieval  # noqa: F401

@@ -1,0 +1,350 @@
+"""Text-video retrieval models: the CLIP4Clip-style dual encoder and DMAE (retrieval.md §1-2).
+
+``dual_encoder``: clip features -> Linear -> ``meanP`` | ``seqTransf`` -> contextual clip
+embeddings; text -> the configured text encoder (``vidlang.registry.TEXT_ENCODERS``) -> Linear;
+score = exp(logit_scale) * cos(sentence, pooled video); symmetric InfoNCE.
+``dmae``: the same encoder, scored with DMAE's ``att_ti`` similarity (sentence score + word-frame
+token-wise score with textual attention TWM and visual attention NFC), trained with NegNCE and,
+optionally, TPM-CL. Either can add multi-level alignment (``multilevel.enabled``).
+
+Retrieval batch (built by ``vidlang.engine.pipelines.retrieval``)::
+
+    video_ids    list[str]              B videos
+    feats        FloatTensor [B, T, D]  clip features (padded)
+    feat_mask    BoolTensor  [B, T]     True at real clips (valid clips first)
+    durations    FloatTensor [B]        seconds
+    texts        list[str]              B texts; texts[i] describes video i (caption or paragraph)
+    text_ids     list[str]              B ids of the texts
+    # optional, for multi-level segment pairs:
+    seg_video    LongTensor  [S]        row of ``feats`` of each segment
+    seg_windows  FloatTensor [S, 2]     seconds
+    seg_texts    list[str]              S sentences
+
+Public API reused by others (TempCLR, the FAISS index): :meth:`DualEncoder.encode_video`,
+:meth:`DualEncoder.encode_text` (normalised [B, D] vectors), :meth:`DualEncoder.video_repr`
+(clip-sequence outputs) and :meth:`DualEncoder.text_repr` (sentence + token outputs).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vidlang.errors import ConfigError, DataError
+from vidlang.losses.contrastive import info_nce, negnce
+from vidlang.losses.multilevel import global_valid_mask
+from vidlang.losses.tpmcl import TPMCL
+from vidlang.models.base import TrainState, VidlangModel
+from vidlang.models.blocks.temporal import TEMPORAL_MODULES, masked_mean
+from vidlang.models.blocks.token_sim import (
+    normalise_weights,
+    token_wise_similarity,
+    word_level_weights,
+)
+from vidlang.models.multilevel import MultiLevelAlignment, MultiLevelConfig
+from vidlang.registry import MODELS, TEXT_ENCODERS, Registry
+from vidlang.text.base import TextEncoder, TextEncoding
+
+
+@dataclass
+class DualEncoderConfig:
+    """Hyperparameters of the dual encoder (and DMAE, which only changes defaults)."""
+
+    video_dim: int = 512  # width D of the input clip features
+    embed_dim: int = 256  # shared embedding width
+    text_encoder: str = "minilm"  # name in vidlang.registry.TEXT_ENCODERS
+    train_text_encoder: bool = False  # False: frozen (its outputs are cached per string)
+    text_lr_mult: float = 0.001  # CLIP4Clip's coef_lr for pretrained weights
+    temporal: str = "meanP"  # meanP | seqTransf
+    temporal_layers: int = 4
+    temporal_heads: int = 4
+    max_clips: int = 128
+    similarity: str = "sentence"  # sentence (CLIP4Clip) | att_ti (DMAE)
+    logit_scale_init: float = 1.0 / 0.07  # exp(logit_scale) at init; learnable
+    learn_logit_scale: bool = True
+    max_logit_scale: float = 100.0
+    loss: str = "infonce"  # infonce | negnce
+    negnce_alpha: float = 1.0
+    negnce_beta: float = 0.5
+    content_word_weight: float = 2.0  # TWM: weight of content words (others 1); 1 = off
+    nfc_weight: float = 0.5  # NFC: weight of the nearest-frame term; 0 = off
+    tpmcl_partial_type: int = -1  # -1 off | 2 | 3 | 4 (retrieval.md §2.3)
+    tpmcl_margin: float = 0.6
+    tpmcl_mask_fraction: float = 0.6
+    tpmcl_weight: float = 1.0
+    text_cache_size: int = 200_000  # frozen encoder: strings kept in the cache
+    multilevel: MultiLevelConfig = field(default_factory=MultiLevelConfig)
+
+
+@dataclass
+class DMAEConfig(DualEncoderConfig):
+    """DMAE's defaults: att_ti similarity with TWM + NFC, NegNCE, TPM-CL (all three terms)."""
+
+    similarity: str = "att_ti"
+    loss: str = "negnce"
+    tpmcl_partial_type: int = 4
+
+
+@dataclass
+class TextRepr:
+    """Projected, L2-normalised text outputs: sentence [Q, D], tokens [Q, L, D], mask [Q, L],
+    TWM word weights [Q, L] (sum 1 over valid tokens)."""
+
+    sentence: torch.Tensor
+    tokens: torch.Tensor
+    mask: torch.Tensor
+    weights: torch.Tensor
+
+
+@dataclass
+class VideoRepr:
+    """Contextual clip embeddings [B, T, D] (L2-normalised), mask [B, T], pooled video [B, D]."""
+
+    clips: torch.Tensor
+    mask: torch.Tensor
+    pooled: torch.Tensor
+
+
+# similarity name -> f(model, text, video) -> [Q, B] in about [-1, 1]
+SIMILARITIES: Registry[Callable[[DualEncoder, TextRepr, VideoRepr], torch.Tensor]] = Registry(
+    "retrieval similarity")
+# loss name -> f(cfg) -> loss(logits, valid)
+CONTRASTIVE_LOSSES: Registry[Callable[[DualEncoderConfig], Callable[..., torch.Tensor]]] = Registry(
+    "retrieval contrastive loss")
+CONTRASTIVE_LOSSES.register("infonce")(lambda cfg: info_nce)
+CONTRASTIVE_LOSSES.register("negnce")(
+    lambda cfg: partial(negnce, alpha=cfg.negnce_alpha, beta=cfg.negnce_beta))
+
+
+@SIMILARITIES.register("sentence")
+def sentence_similarity(model: DualEncoder, text: TextRepr, video: VideoRepr) -> torch.Tensor:
+    """CLIP4Clip: cosine of the sentence vector and the mean-pooled video."""
+    return text.sentence @ video.pooled.t()
+
+
+@SIMILARITIES.register("att_ti")
+def att_ti_similarity(model: DualEncoder, text: TextRepr, video: VideoRepr) -> torch.Tensor:
+    """DMAE: ½ (sentence score + word-frame token-wise score with TWM and NFC)."""
+    words = token_wise_similarity(text.tokens, text.weights, text.mask, video.clips, video.mask,
+                                  nfc_weight=model.cfg.nfc_weight)
+    return 0.5 * (sentence_similarity(model, text, video) + words)
+
+
+def _is_content_word(word: str) -> bool:
+    from vidlang.text import content_words
+
+    return bool(content_words.is_content_word(word))
+
+
+class _TextCache:
+    """Outputs of a frozen text encoder per string (CPU), so each caption is encoded once."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.items: dict[str, tuple[torch.Tensor, torch.Tensor, list[str]]] = {}
+
+    def encode(self, encoder: TextEncoder, texts: Sequence[str]) -> TextEncoding:
+        missing = list(dict.fromkeys(t for t in texts if t not in self.items))
+        if missing:
+            with torch.no_grad():
+                enc = encoder(missing)
+            if len(self.items) + len(missing) > self.capacity:
+                self.items.clear()
+            for i, t in enumerate(missing):
+                n = int(enc.mask[i].sum())
+                words = list(enc.words[i]) if enc.words is not None else [""] * n
+                self.items[t] = (enc.sentence[i].detach().cpu(), enc.tokens[i, :n].detach().cpu(),
+                                 words)
+        entries = [self.items[t] for t in texts]
+        length = max(1, max(e[1].shape[0] for e in entries))
+        dim = entries[0][0].shape[-1]
+        tokens = torch.zeros(len(texts), length, dim)
+        mask = torch.zeros(len(texts), length, dtype=torch.bool)
+        for i, (_, tok, _) in enumerate(entries):
+            tokens[i, : tok.shape[0]] = tok
+            mask[i, : tok.shape[0]] = True
+        sentence = torch.stack([e[0] for e in entries])
+        return TextEncoding(sentence, tokens, mask, [e[2] for e in entries])
+
+
+@MODELS.register("dual_encoder")
+class DualEncoder(VidlangModel):
+    """CLIP4Clip-style dual encoder; also the shared encoder of DMAE, multi-level and TempCLR."""
+
+    task = "retrieval"
+    config_class = DualEncoderConfig
+
+    def __init__(self, cfg: DualEncoderConfig, text_encoder: TextEncoder | None = None,
+                 is_content_word: Callable[[str], bool] | None = None) -> None:
+        super().__init__(cfg)
+        self.text_encoder = text_encoder or TEXT_ENCODERS.get(cfg.text_encoder)()
+        if not cfg.train_text_encoder:
+            self.text_encoder.requires_grad_(False)
+        self._is_content_word = is_content_word or _is_content_word
+        self._text_cache = _TextCache(cfg.text_cache_size)
+        self.video_proj = nn.Linear(cfg.video_dim, cfg.embed_dim)
+        self.text_proj = nn.Linear(self.text_encoder.dim, cfg.embed_dim)
+        self.temporal = TEMPORAL_MODULES.get(cfg.temporal)(
+            cfg.embed_dim, cfg.temporal_layers, cfg.temporal_heads, cfg.max_clips)
+        self.similarity_fn = SIMILARITIES.get(cfg.similarity)
+        self.contrastive = CONTRASTIVE_LOSSES.get(cfg.loss)(cfg)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(cfg.logit_scale_init)),
+                                        requires_grad=cfg.learn_logit_scale)
+        self.tpmcl = (TPMCL(cfg.embed_dim, cfg.tpmcl_partial_type, cfg.tpmcl_margin,
+                            cfg.tpmcl_mask_fraction) if cfg.tpmcl_partial_type != -1 else None)
+        self.multilevel = MultiLevelAlignment(cfg.multilevel) if cfg.multilevel.enabled else None
+
+    # ---- encoders -------------------------------------------------------------------------
+    def _encode_raw_text(self, texts: Sequence[str]) -> TextEncoding:
+        if self.cfg.train_text_encoder:
+            return self.text_encoder(list(texts))
+        return self._text_cache.encode(self.text_encoder, texts)
+
+    def text_repr(self, texts: Sequence[str]) -> TextRepr:
+        """Sentence and token embeddings of ``texts`` (projected, normalised) + TWM weights."""
+        if len(texts) == 0:
+            raise DataError("no texts to encode")
+        enc = self._encode_raw_text(texts)
+        device = self.text_proj.weight.device
+        sentence = F.normalize(self.text_proj(enc.sentence.to(device)), dim=-1)
+        tokens = F.normalize(self.text_proj(enc.tokens.to(device)), dim=-1)
+        mask = enc.mask.to(device)
+        if self.cfg.content_word_weight != 1.0 and enc.words is not None:
+            raw = word_level_weights(enc.words, mask.shape[1], self._is_content_word,
+                                     self.cfg.content_word_weight).to(device)
+        else:
+            raw = torch.ones(mask.shape, device=device)
+        return TextRepr(sentence, tokens, mask, normalise_weights(raw, mask))
+
+    def video_repr(self, feats: torch.Tensor, mask: torch.Tensor) -> VideoRepr:
+        """Contextual clip embeddings and the meanP video vector (CLIP4Clip: normalise the
+        clips, masked mean, re-normalise)."""
+        if feats.shape[-1] != self.cfg.video_dim:
+            raise ConfigError(f"model.video_dim={self.cfg.video_dim} but the features are "
+                              f"{feats.shape[-1]}-dimensional")
+        if not bool(mask.any(dim=1).all()):
+            raise DataError("a video in the batch has no valid clip")
+        mask = mask.bool()
+        clips = F.normalize(self.temporal(self.video_proj(feats), mask), dim=-1)
+        pooled = F.normalize(masked_mean(clips, mask), dim=-1)
+        return VideoRepr(clips, mask, pooled)
+
+    def encode_video(self, feats: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Normalised video vectors [B, D] (the sentence-level gallery side, e.g. for FAISS)."""
+        return self.video_repr(feats, mask).pooled
+
+    def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
+        """Normalised sentence vectors [B, D] (the query side, e.g. for FAISS)."""
+        return self.text_repr(texts).sentence
+
+    def similarity(self, text: TextRepr, video: VideoRepr) -> torch.Tensor:
+        """The model's text x video similarity [Q, B] (without the logit scale)."""
+        return self.similarity_fn(self, text, video)
+
+    def scale(self) -> torch.Tensor:
+        return self.logit_scale.exp().clamp(max=self.cfg.max_logit_scale)
+
+    # ---- training -------------------------------------------------------------------------
+    def training_losses(self, batch: dict[str, Any], state: TrainState) -> dict[str, torch.Tensor]:
+        """Contrastive task loss (+ TPM-CL, + multi-level terms) on one batch of pairs."""
+        texts = list(batch["texts"])
+        if len(texts) != batch["feats"].shape[0]:
+            raise DataError(f"retrieval batch: {len(texts)} texts for {batch['feats'].shape[0]} "
+                            "videos (training needs one text per video)")
+        local_video = self.video_repr(batch["feats"], batch["feat_mask"])
+        local_text = self.text_repr(texts)
+        video, text, ids, texts = self._maybe_gather(local_video, local_text, batch["video_ids"],
+                                                     texts, state)
+        sim = self.similarity(text, video)
+        valid = global_valid_mask(ids, texts, sim.device)
+        out = {"contrastive": self.contrastive(self.scale() * sim, valid=valid)}
+        if self.tpmcl is not None:
+            out["tpmcl"] = self.cfg.tpmcl_weight * self.tpmcl(
+                text.sentence, text.tokens, text.mask, video.clips, video.mask).loss
+        if self.multilevel is not None:
+            out.update(self.multilevel.losses(self, batch, local_video, local_text))
+        out["loss"] = sum(out.values(), sim.new_zeros(()))
+        out["logit_scale"] = self.scale().detach()
+        return out
+
+    def _maybe_gather(self, video: VideoRepr, text: TextRepr, ids: Sequence[str],
+                      texts: list[str], state: TrainState
+                      ) -> tuple[VideoRepr, TextRepr, list[str], list[str]]:
+        """All-gather embeddings across devices when the trainer asks for it."""
+        if not state.gather_negatives:
+            return video, text, list(ids), texts
+        from vidlang.engine.distributed import all_gather_objects, gather_with_grad
+
+        t_max = max(int(x) for x in all_gather_objects(video.clips.shape[1]))
+        l_max = max(int(x) for x in all_gather_objects(text.tokens.shape[1]))
+        g = gather_with_grad
+        video = VideoRepr(g(_pad_to(video.clips, t_max)), g(_pad_to(video.mask, t_max)),
+                          g(video.pooled))
+        text = TextRepr(g(text.sentence), g(_pad_to(text.tokens, l_max)),
+                        g(_pad_to(text.mask, l_max)), g(_pad_to(text.weights, l_max)))
+        flat = lambda xs: [x for part in all_gather_objects(list(xs)) for x in part]  # noqa: E731
+        return video, text, flat(ids), flat(texts)
+
+    # ---- inference ------------------------------------------------------------------------
+    @torch.no_grad()
+    def score(self, texts: Sequence[str], video: VideoRepr, chunk: int = 256) -> torch.Tensor:
+        """Similarity [Q, B] of ``texts`` against a pre-encoded gallery, in query chunks."""
+        rows = [self.similarity(self.text_repr(texts[i:i + chunk]), video)
+                for i in range(0, len(texts), chunk)]
+        return torch.cat(rows, dim=0)
+
+    @torch.no_grad()
+    def predict(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
+        """Encoded gallery items of the batch (the pipeline ranks over the whole split)."""
+        video = self.video_repr(batch["feats"], batch["feat_mask"])
+        out = []
+        for i, vid in enumerate(batch["video_ids"]):
+            n = int(video.mask[i].sum())
+            out.append({"video_id": vid, "clips": video.clips[i, :n].cpu(),
+                        "pooled": video.pooled[i].cpu()})
+        return out
+
+    def param_groups(self, base_lr: float) -> list[dict[str, Any]]:
+        """New modules at ``base_lr``; a trainable pretrained text encoder at × text_lr_mult."""
+        text_ids = {id(p) for p in self.text_encoder.parameters()}
+        new = [p for p in self.parameters() if p.requires_grad and id(p) not in text_ids]
+        groups = [{"params": new, "lr": base_lr}]
+        text = [p for p in self.text_encoder.parameters() if p.requires_grad]
+        if text:
+            groups.append({"params": text, "lr": base_lr * self.cfg.text_lr_mult})
+        return groups
+
+
+def _pad_to(x: torch.Tensor, length: int) -> torch.Tensor:
+    """Pad dim 1 of x with zeros (False) up to ``length``."""
+    extra = length - x.shape[1]
+    if extra <= 0:
+        return x
+    pad = x.new_zeros((x.shape[0], extra, *x.shape[2:]))
+    return torch.cat([x, pad], dim=1)
+
+
+@MODELS.register("dmae")
+class DMAE(DualEncoder):
+    """DMAE: the dual encoder with att_ti + TWM + NFC similarity, NegNCE and TPM-CL."""
+
+    config_class = DMAEConfig
+
+
+def stack_videos(items: Sequence[dict[str, Any]]) -> VideoRepr:
+    """A gallery :class:`VideoRepr` from :meth:`DualEncoder.predict` outputs (padded)."""
+    t_max = max(int(it["clips"].shape[0]) for it in items)
+    dim = int(items[0]["clips"].shape[1])
+    clips = torch.zeros(len(items), t_max, dim)
+    mask = torch.zeros(len(items), t_max, dtype=torch.bool)
+    for i, it in enumerate(items):
+        clips[i, : it["clips"].shape[0]] = it["clips"]
+        mask[i, : it["clips"].shape[0]] = True
+    return VideoRepr(clips, mask, torch.stack([it["pooled"] for it in items]))
