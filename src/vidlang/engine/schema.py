@@ -87,7 +87,7 @@ class DataConfig:
     dataset: str = "synthvl"
     root: str = ""
     features: str | None = None  # feature store path; None = the dataset's default
-    key_pattern: str | None = None  # e.g. "{video_id}/c3d_features"
+    key_pattern: str | None = None  # HDF5 key per video, e.g. "{vid}/c3d_features"
     train_split: str = "train"
     select_split: str | None = "val"
     test_split: str = "test"

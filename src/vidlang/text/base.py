@@ -36,6 +36,17 @@ class TextEncoder(nn.Module, ABC):
 
     #: width D of the sentence and token vectors
     dim: int
+    #: frozen while the 1-based epoch <= freeze_epochs (set from TextEncoderConfig)
+    freeze_epochs: int = 0
+    #: learning-rate multiplier once trainable (set from TextEncoderConfig)
+    lr_mult: float = 1.0
+
+    def apply_freeze(self, epoch: int) -> bool:
+        """Freeze or unfreeze for this epoch (call from ``on_train_epoch_start``); returns
+        whether the encoder is trainable now."""
+        from vidlang.text.finetune import apply_freeze
+
+        return apply_freeze(self, epoch, self.freeze_epochs)
 
     @abstractmethod
     def forward(self, texts: Sequence[str]) -> TextEncoding:

@@ -124,6 +124,8 @@ class GroundingDataset(Dataset):
         video_id, records = self.groups[index]
         try:
             raw = self.features[video_id]
+        except DataError:
+            raise
         except KeyError:
             raise DataError("video has no features in the feature store", record=video_id) from None
         feats = prepare_features(raw, self.spec, video_id)
