@@ -49,8 +49,10 @@ from vidlang.models.blocks.token_sim import (
     word_level_weights,
 )
 from vidlang.models.multilevel import MultiLevelAlignment, MultiLevelConfig
-from vidlang.registry import MODELS, TEXT_ENCODERS, Registry
+from vidlang.registry import MODELS, Registry
 from vidlang.text.base import TextEncoder, TextEncoding
+from vidlang.text.config import TextEncoderConfig, build_text_encoder
+from vidlang.text.finetune import param_groups_with_multipliers
 
 
 @dataclass
@@ -59,9 +61,9 @@ class DualEncoderConfig:
 
     video_dim: int = 512  # width D of the input clip features
     embed_dim: int = 256  # shared embedding width
-    text_encoder: str = "minilm"  # name in vidlang.registry.TEXT_ENCODERS
-    train_text_encoder: bool = False  # False: frozen (its outputs are cached per string)
-    text_lr_mult: float = 0.001  # CLIP4Clip's coef_lr for pretrained weights
+    text: TextEncoderConfig = field(default_factory=TextEncoderConfig)  # encoder, lr_mult ...
+    train_text_encoder: bool = False  # False: frozen for good (outputs cached per string);
+    # True: trained at text.lr_mult x lr once epoch > text.freeze_epochs
     temporal: str = "meanP"  # meanP | seqTransf
     temporal_layers: int = 4
     temporal_heads: int = 4
@@ -138,8 +140,12 @@ def att_ti_similarity(model: DualEncoder, text: TextRepr, video: VideoRepr) -> t
 
 
 def _is_content_word(word: str) -> bool:
-    from vidlang.text import content_words
-
+    """The project's content-word test (``vidlang.text.content_words``)."""
+    try:
+        from vidlang.text import content_words
+    except ModuleNotFoundError:
+        raise ConfigError("model.content_word_weight != 1 needs vidlang.text.content_words, "
+                          "which is not installed; set it to 1 to turn TWM off") from None
     return bool(content_words.is_content_word(word))
 
 
@@ -184,7 +190,7 @@ class DualEncoder(VidlangModel):
     def __init__(self, cfg: DualEncoderConfig, text_encoder: TextEncoder | None = None,
                  is_content_word: Callable[[str], bool] | None = None) -> None:
         super().__init__(cfg)
-        self.text_encoder = text_encoder or TEXT_ENCODERS.get(cfg.text_encoder)()
+        self.text_encoder = text_encoder or build_text_encoder(cfg.text, "model.text")
         if not cfg.train_text_encoder:
             self.text_encoder.requires_grad_(False)
         self._is_content_word = is_content_word or _is_content_word
@@ -265,13 +271,20 @@ class DualEncoder(VidlangModel):
         sim = self.similarity(text, video)
         valid = global_valid_mask(ids, texts, sim.device)
         out = {"contrastive": self.contrastive(self.scale() * sim, valid=valid)}
+        out.update(self.auxiliary_losses(batch, local_video, local_text))
+        out["loss"] = sum(out.values(), sim.new_zeros(()))
+        out["logit_scale"] = self.scale().detach()
+        return out
+
+    def auxiliary_losses(self, batch: dict[str, Any], video: VideoRepr, text: TextRepr,
+                         texts: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        """TPM-CL and multi-level terms on matched pairs (row i of ``text`` describes video i)."""
+        out: dict[str, torch.Tensor] = {}
         if self.tpmcl is not None:
             out["tpmcl"] = self.cfg.tpmcl_weight * self.tpmcl(
                 text.sentence, text.tokens, text.mask, video.clips, video.mask).loss
         if self.multilevel is not None:
-            out.update(self.multilevel.losses(self, batch, local_video, local_text))
-        out["loss"] = sum(out.values(), sim.new_zeros(()))
-        out["logit_scale"] = self.scale().detach()
+            out.update(self.multilevel.losses(self, batch, video, text, texts))
         return out
 
     def _maybe_gather(self, video: VideoRepr, text: TextRepr, ids: Sequence[str],
@@ -312,14 +325,16 @@ class DualEncoder(VidlangModel):
         return out
 
     def param_groups(self, base_lr: float) -> list[dict[str, Any]]:
-        """New modules at ``base_lr``; a trainable pretrained text encoder at × text_lr_mult."""
-        text_ids = {id(p) for p in self.text_encoder.parameters()}
-        new = [p for p in self.parameters() if p.requires_grad and id(p) not in text_ids]
-        groups = [{"params": new, "lr": base_lr}]
-        text = [p for p in self.text_encoder.parameters() if p.requires_grad]
-        if text:
-            groups.append({"params": text, "lr": base_lr * self.cfg.text_lr_mult})
-        return groups
+        """New modules at ``base_lr``; the text encoder at ``text.lr_mult`` x base_lr when it
+        is trained, left out when it is frozen for good."""
+        if not self.cfg.train_text_encoder:
+            return super().param_groups(base_lr)
+        return param_groups_with_multipliers(self, base_lr, {self.text_encoder: self.cfg.text.lr_mult})
+
+    def on_train_epoch_start(self, state: TrainState) -> None:
+        """Freeze the text encoder while epoch <= text.freeze_epochs (when it is trained)."""
+        if self.cfg.train_text_encoder:
+            self.text_encoder.apply_freeze(state.epoch)
 
 
 def _pad_to(x: torch.Tensor, length: int) -> torch.Tensor:
