@@ -29,8 +29,10 @@ from vidlang.models.blocks.proposal_map import (
     cell_index_to_seconds,
     iou_target_map,
 )
-from vidlang.registry import MODELS, TEXT_ENCODERS
+from vidlang.registry import MODELS
 from vidlang.text.base import TextEncoder
+from vidlang.text.config import TextEncoderConfig, build_text_encoder
+from vidlang.text.finetune import apply_freeze, param_groups_with_multipliers
 
 
 @dataclass
@@ -49,10 +51,10 @@ class MMNConfig:
     batch_norm: bool = True            # MMN adds BN after every conv; 2D-TAN has none
     fusion: str = "late"               # "late" (MMN, cosine) or "early" (2D-TAN, Hadamard)
     joint_dim: int = 256               # width of the joint space (late fusion)
-    text_encoder: str = "minilm"       # name in vidlang.registry.TEXT_ENCODERS
-    text_encoder_args: dict[str, Any] = field(default_factory=dict)
-    text_lr_mult: float = 0.1          # text-encoder lr = text_lr_mult * base lr
-    freeze_text_epochs: int = 4        # text encoder frozen while epoch <= this
+    # text encoder by name (minilm offline by default; the paper uses hf distilbert-base-uncased),
+    # frozen while epoch <= freeze_epochs, then trained at lr_mult x the base lr
+    text: TextEncoderConfig = field(
+        default_factory=lambda: TextEncoderConfig(name="minilm", freeze_epochs=4, lr_mult=0.1))
     min_iou: float = 0.5               # scaled-IoU target t_min
     max_iou: float = 1.0               # scaled-IoU target t_max
     iou_logit_scale: float = 10.0      # s_iou = sigmoid(scale * cos)
@@ -96,21 +98,13 @@ def validate_config(cfg: MMNConfig) -> None:
            "must be >= 1 or null")
 
 
-def build_text_encoder(name: str, args: dict[str, Any]) -> TextEncoder:
-    """The configured text encoder; a failure to load (e.g. weights not on disk, no network)
-    becomes one ConfigError that says how to point the config at a local copy."""
-    factory = TEXT_ENCODERS.get(name)
+def build_mmn_text_encoder(cfg: TextEncoderConfig) -> TextEncoder:
+    """The configured text encoder; its errors name the ``model.text`` keys."""
     try:
-        return factory(**dict(args))
-    except ConfigError:
-        raise
-    except Exception as e:  # any loader failure becomes one actionable message
-        raise ConfigError(
-            f"model.text_encoder: could not load text encoder {name!r} with {dict(args)} "
-            f"({type(e).__name__}: {e}). vidlang never downloads weights: pass a local path, "
-            f"e.g. --set model.text_encoder_args.name_or_path=/path/to/distilbert-base-uncased, "
-            f"or use the bundled offline encoder with --set model.text_encoder=minilm"
-        ) from None
+        return build_text_encoder(cfg, key="model.text")
+    except ConfigError as e:
+        message = str(e)
+        raise ConfigError(message if message.startswith("model.") else f"model.{message}") from None
 
 
 class FeatPool(nn.Module):
@@ -200,8 +194,7 @@ class MMN(VidlangModel):
     def __init__(self, cfg: MMNConfig, text_encoder: Optional[TextEncoder] = None) -> None:
         super().__init__(cfg)
         validate_config(cfg)
-        self.text_encoder = text_encoder or build_text_encoder(cfg.text_encoder,
-                                                               cfg.text_encoder_args)
+        self.text_encoder = text_encoder or build_mmn_text_encoder(cfg.text)
         self.featpool = FeatPool(cfg.input_dim, cfg.featpool_hidden, cfg.featpool_kernel,
                                  cfg.num_pre_clips // cfg.num_clips)
         self.map2d = SparseMaxPool2DMap(cfg.num_clips, cfg.pooling_counts)
@@ -214,18 +207,11 @@ class MMN(VidlangModel):
                            l2_normalise=True)
 
     def param_groups(self, base_lr: float) -> list[dict[str, Any]]:
-        text = list(self.text_encoder.parameters())
-        text_ids = {id(p) for p in text}
-        rest = [p for p in self.parameters() if id(p) not in text_ids and p.requires_grad]
-        groups = [{"params": rest, "lr": base_lr, "name": "model"}]
-        if text:  # frozen now or not: the freeze schedule toggles requires_grad per epoch
-            groups.append({"params": text, "lr": base_lr * self.cfg.text_lr_mult, "name": "text"})
-        return groups
+        """All parameters; the text encoder's at ``text.lr_mult`` x base lr (frozen or not)."""
+        return param_groups_with_multipliers(self, base_lr, {self.text_encoder: self.cfg.text.lr_mult})
 
     def on_train_epoch_start(self, state: TrainState) -> None:
-        trainable = state.epoch > self.cfg.freeze_text_epochs
-        for p in self.text_encoder.parameters():
-            p.requires_grad_(trainable)
+        apply_freeze(self.text_encoder, state.epoch, self.cfg.text.freeze_epochs)
 
     def contrastive_weight(self, epoch: int) -> float:
         """lambda while epoch <= only_iou_epochs, then lambda * contrastive_decay (not zero)."""
@@ -317,8 +303,7 @@ class TwoDTANConfig(MMNConfig):
     batch_norm: bool = False
     fusion: str = "early"
     contrastive_weight: float = 0.0
-    freeze_text_epochs: int = 0
-    text_lr_mult: float = 1.0
+    text: TextEncoderConfig = field(default_factory=lambda: TextEncoderConfig(name="minilm"))
     rank_masked_cells: bool = True
     nms_thresh: float = 0.45           # 2D-TAN's Charades pool setting
     max_predictions: Optional[int] = 5
