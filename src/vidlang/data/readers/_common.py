@@ -110,7 +110,7 @@ def to_window(pair: Any, loc: Loc, scale: float = 1.0, what: str = "window") -> 
 
 
 def _fmt(x: float) -> str:
-    return f"{x:.6g}"
+    return f"{x:.10g}"
 
 
 @dataclass
