@@ -104,3 +104,28 @@ def fake_grounding_data(n_videos: int = 12, clips: int = 12, dim: int = 8, queri
                                            split=split))
         feats[vid] = x
     return records, feats
+
+
+def write_fake_dataset(root, n_train: int = 9, n_val: int = 4, n_test: int = 4) -> tuple[str, str]:
+    """Fake data on disk in the catalog's ``qvhighlights`` layout + an HDF5 feature store.
+
+    Returns (annotation root, feature file).
+    """
+    from pathlib import Path
+
+    import h5py
+
+    from vidlang.data.records import write_grounding_jsonl
+
+    root = Path(root)
+    (root / "qvhighlights").mkdir(parents=True, exist_ok=True)
+    files = {"train": "highlight_train_release.jsonl", "val": "highlight_val_release.jsonl",
+             "test": "highlight_test_with_gt.jsonl"}
+    feats_path = root / "features.h5"
+    with h5py.File(feats_path, "w") as h5:
+        for seed, (split, n) in enumerate((("train", n_train), ("val", n_val), ("test", n_test))):
+            records, feats = fake_grounding_data(n_videos=n, seed=seed, split=split)
+            write_grounding_jsonl(records, root / "qvhighlights" / files[split])
+            for vid, x in feats.items():
+                h5.create_dataset(vid, data=x)
+    return str(root), str(feats_path)

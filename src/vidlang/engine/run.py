@@ -148,13 +148,13 @@ def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = False,
     return TrainResult(out, last_dir, best_dir, export.best_score, model, module.last_metrics)
 
 
-def _to_device(batch: Any, device: torch.device) -> Any:
+def to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, torch.Tensor):
         return batch.to(device)
     if isinstance(batch, dict):
-        return {k: _to_device(v, device) for k, v in batch.items()}
+        return {k: to_device(v, device) for k, v in batch.items()}
     if isinstance(batch, (list, tuple)):
-        return type(batch)(_to_device(v, device) for v in batch)
+        return type(batch)(to_device(v, device) for v in batch)
     return batch
 
 
@@ -163,7 +163,7 @@ def run_eval_outputs(model: Any, pipeline: TaskPipeline, split: str) -> list[Any
     """Every eval step's output over ``split`` (one process)."""
     device = next(iter(model.parameters()), torch.empty(0)).device
     model.eval()
-    return [pipeline.eval_step(model, _to_device(b, device)) for b in pipeline.eval_loader(split)]
+    return [pipeline.eval_step(model, to_device(b, device)) for b in pipeline.eval_loader(split)]
 
 
 def evaluate(cfg: ExperimentConfig, ckpt: str | Path, *, split: str | None = None,

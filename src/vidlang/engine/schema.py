@@ -85,7 +85,7 @@ class DataConfig:
     """
 
     dataset: str = "synthvl"
-    root: str = ""
+    root: str | None = None  # None: the dataset's default root ($VIDLANG_DATA or ../shared/data)
     features: str | None = None  # feature store path; None = the dataset's default
     key_pattern: str | None = None  # HDF5 key per video, e.g. "{vid}/c3d_features"
     train_split: str = "train"

@@ -9,6 +9,7 @@ needs for its same-video negatives) or single queries (``batch_unit: query``, as
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,10 +23,11 @@ from torch.utils.data import DataLoader, Dataset
 from vidlang.data.records import GroundingRecord
 from vidlang.engine.pipelines.base import TaskPipeline, make_loader
 from vidlang.engine.schema import DataConfig, ExperimentConfig
-from vidlang.errors import ConfigError, DataError
+from vidlang.errors import ConfigError, DataError, RegistryError
 from vidlang.models.base import FeatureSpec
 from vidlang.registry import PIPELINES
 
+log = logging.getLogger(__name__)
 FeatureSource = Mapping[str, Any]  # video_id -> [T, D] array
 
 
@@ -132,60 +134,28 @@ class GroundingDataset(Dataset):
         return GroundingItem(video_id, feats, float(records[0].duration), records)
 
 
-def _synthvl_records(data: DataConfig, split: str) -> list[GroundingRecord]:
-    from vidlang.data import synthvl
-
-    return list(synthvl.load(data.root, split))
-
-
-def _jsonl_records(data: DataConfig, split: str) -> list[GroundingRecord]:
-    """Canonical moment_detr-style JSONL: ``<root>/<split>.jsonl``."""
-    from vidlang.data.records import iter_jsonl
-
-    path = Path(data.root) / f"{split}.jsonl"
-    if not path.is_file():
-        raise DataError(f"no {split}.jsonl (data.root={data.root!r}, split {split!r})", path)
-    out = []
-    for line, obj in iter_jsonl(path):
-        try:
-            out.append(GroundingRecord(
-                qid=str(obj["qid"]), video_id=str(obj["vid"]), duration=float(obj["duration"]),
-                query=str(obj["query"]), split=split,
-                windows=tuple((float(s), float(e)) for s, e in obj.get("relevant_windows", []))))
-        except (KeyError, TypeError, ValueError) as e:
-            raise DataError(f"not a canonical grounding record ({e})", path, line) from None
-    return out
-
-
-def _catalog_records(data: DataConfig, split: str) -> list[GroundingRecord]:
+def load_records(data: DataConfig, split: str) -> tuple[list[GroundingRecord], Any]:
+    """The canonical records of ``split`` for ``data.dataset`` (a name in the DATASETS
+    registry: the catalog's datasets and ``synthvl``) and the reader's LoadReport."""
     from vidlang.data.catalog import load_grounding
 
-    result = load_grounding(data.dataset, split, data.root)
-    records = result[0] if isinstance(result, tuple) else result
-    return list(records)
-
-
-# dataset names with their own record source; every other name goes through the catalog
-_RECORD_SOURCES: dict[str, Callable[[DataConfig, str], list[GroundingRecord]]] = {
-    "synthvl": _synthvl_records,
-    "jsonl": _jsonl_records,
-}
-_DEFAULT_FEATURES = {"synthvl": "features.h5"}
-
-
-def load_records(data: DataConfig, split: str) -> list[GroundingRecord]:
-    """The canonical records of ``split`` for the configured dataset."""
-    records = _RECORD_SOURCES.get(data.dataset, _catalog_records)(data, split)
+    try:
+        records, report = load_grounding(data.dataset, split, data.root or None)
+    except RegistryError as e:
+        raise ConfigError(f"data.dataset: {e}") from None
     if not records:
         raise DataError(f"split {split!r} of dataset {data.dataset!r} has no records", data.root)
-    return records
+    return list(records), report
+
+
+_DEFAULT_FEATURES = {"synthvl": "features.h5"}  # file inside data.root
 
 
 def feature_store_path(data: DataConfig) -> str:
     if data.features:
         return data.features
     default = _DEFAULT_FEATURES.get(data.dataset)
-    if default is None:
+    if default is None or not data.root:
         raise ConfigError(f"data.features: required for dataset {data.dataset!r} (path to a feature store)")
     return str(Path(data.root) / default)
 
@@ -214,6 +184,7 @@ class GroundingPipeline(TaskPipeline):
                  records: Mapping[str, Sequence[GroundingRecord]] | None = None,
                  features: FeatureSource | None = None) -> None:
         super().__init__(cfg, feature_spec)
+        self.reports: dict[str, Any] = {}
         self._records: dict[str, list[GroundingRecord]] = {k: list(v) for k, v in (records or {}).items()}
         self._features: FeatureSource | Callable[[], FeatureSource] = (
             features if features is not None else _StoreOpener(feature_store_path(cfg.data), cfg.data.key_pattern))
@@ -225,8 +196,13 @@ class GroundingPipeline(TaskPipeline):
             raise ConfigError(f"data.batch_unit: {cfg.data.batch_unit!r} is not one of {BATCH_UNITS}")
 
     def records(self, split: str) -> list[GroundingRecord]:
+        """Records of ``split`` (read once; the reader's report is kept in ``self.reports``
+        and its clamped/dropped counts are logged)."""
         if split not in self._records:
-            self._records[split] = load_records(self.data, split)
+            self._records[split], report = load_records(self.data, split)
+            self.reports[split] = report
+            if report is not None and (report.clamped or report.dropped):
+                log.warning(report.summary())
         return self._records[split]
 
     def dataset(self, split: str, batch_unit: str) -> GroundingDataset:

@@ -1,0 +1,88 @@
+"""``vidlang train``, ``vidlang eval`` and ``vidlang predict``: the engine on the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+SET_HELP = "Override a config key, e.g. --set optim.lr=1e-3 (repeatable)."
+
+
+def _default_out(config: str) -> Path:
+    stem = Path(config).with_suffix("").as_posix() if config.endswith((".yaml", ".yml")) else config
+    return Path("runs") / stem.strip("/").replace("/", "_").replace("..", "_")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the train / eval / predict commands."""
+
+    @app.command("train")
+    def train_cmd(
+        config: str = typer.Argument(..., help="Packaged experiment (e.g. mmn/charades_sta) or a YAML path."),
+        set_: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
+        resume: bool = typer.Option(False, "--resume", help="Continue from <out>/checkpoints/last.ckpt."),
+        out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default runs/<config>)."),
+    ) -> None:
+        """Train a model; writes config.yaml, best/ and last/ model folders, logs and curves.png."""
+        from rich.console import Console
+
+        from vidlang.engine.config import load_config
+        from vidlang.engine.run import train
+
+        cfg = load_config(config, set_ or [])
+        run_dir = out or _default_out(config)
+        result = train(cfg, run_dir, resume=resume)
+        console = Console()
+        console.print(f"run folder: {result.out_dir}")
+        console.print(f"last model: {result.last_dir}")
+        if result.best_dir is not None:
+            label = " (TEST-SELECTED)" if cfg.data.select_split == cfg.data.test_split else ""
+            console.print(f"best model: {result.best_dir}  {cfg.eval.metric}={result.best_score:.4f} "
+                          f"on {cfg.data.select_split}{label}")
+
+    @app.command("eval")
+    def eval_cmd(
+        config: str = typer.Argument(..., help="Experiment config naming the data and the metric preset."),
+        ckpt: Path = typer.Option(..., "--ckpt", help="Model folder (or a run folder with best/ or last/)."),
+        split: Optional[str] = typer.Option(None, "--split", help="Split to score (default data.test_split)."),
+        set_: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
+        out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default <ckpt>/eval_<split>)."),
+    ) -> None:
+        """Score a trained model; grounding writes predictions.jsonl and metrics.json."""
+        from vidlang.engine.config import load_config
+        from vidlang.engine.run import evaluate
+
+        cfg = load_config(config, set_ or [])
+        report = evaluate(cfg, ckpt, split=split, out_dir=out)
+        typer.echo(json.dumps(report, indent=2, default=float))
+
+    @app.command("predict")
+    def predict_cmd(
+        ckpt: Path = typer.Option(..., "--ckpt", help="Grounding model folder."),
+        features: Path = typer.Option(..., "--features", help="A [T, D] .npy file, or a feature store (HDF5 / npy folder) with --video-id."),
+        query: list[str] = typer.Option(..., "--query", help="Query text (repeatable)."),
+        duration: Optional[float] = typer.Option(None, "--duration", help="Video length in seconds (default: from the store)."),
+        video_id: Optional[str] = typer.Option(None, "--video-id", help="Video to read from a feature store."),
+        key_pattern: Optional[str] = typer.Option(None, "--key-pattern", help="HDF5 key per video, e.g. '{vid}/c3d_features'."),
+        top_k: int = typer.Option(5, "--top-k", help="Windows per query (0 = all)."),
+    ) -> None:
+        """Ranked (start, end, score) windows per query, one JSON line each."""
+        import numpy as np
+
+        from vidlang.errors import ConfigError
+        from vidlang.predictor import GroundingPredictor
+
+        predictor = GroundingPredictor.from_pretrained(ckpt)
+        if video_id is not None:
+            results = predictor.predict_from_store(features, video_id, query, duration, key_pattern, top_k)
+        elif features.suffix == ".npy":
+            if duration is None:
+                raise ConfigError("--duration: required with a .npy feature file")
+            results = predictor.predict(np.load(features), query, duration, top_k)
+        else:
+            raise ConfigError(f"--video-id: required to read a video from feature store {features}")
+        for q, windows in zip(query, results):
+            typer.echo(json.dumps({"query": q, "pred_relevant_windows": windows}))

@@ -1,0 +1,292 @@
+"""The ``retrieval`` and ``mcqa`` pipelines: caption / paragraph sets + a feature store -> the
+batches of ``vidlang.models.retrieval`` and ``vidlang.models.mcqa`` (contracts documented there).
+
+Retrieval training items are videos with one caption drawn per (seed, epoch, video)
+(``train_captions: random``, CLIP4Clip's default) or every (video, caption) pair (``all``,
+``--expand_msrvtt_sentences``). Paragraph datasets (``text_kind: paragraphs``) join a video's
+sentences into one text (CLIP4Clip's DiDeMo / ActivityNet protocol) and, with ``segments:
+true``, add each sentence with its window as a segment pair for multi-level alignment.
+
+Evaluation encodes every video of the split, scores every text against the whole gallery with
+the model's own similarity, and ranks through ``vidlang.metrics.retrieval_metrics`` (t2v and
+v2t R@1/5/10, MdR, MnR; average tie ranks; multi-caption v2t mode ``v2t_mode``).
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from vidlang.engine.pipelines.base import EpochSampler, TaskPipeline
+from vidlang.engine.pipelines.grounding import (
+    FeatureSource,
+    _StoreOpener,
+    feature_store_path,
+    prepare_features,
+)
+from vidlang.engine.schema import DataConfig, ExperimentConfig
+from vidlang.errors import ConfigError, DataError
+from vidlang.models.base import FeatureSpec
+from vidlang.registry import PIPELINES
+
+TEXT_KINDS = ("captions", "paragraphs")
+TRAIN_CAPTIONS = ("random", "all")
+V2T_MODES = ("groups", "best")
+
+
+@dataclass
+class RetrievalDataConfig(DataConfig):
+    """``data`` keys of retrieval experiments (shared keys: :class:`DataConfig`)."""
+
+    text_kind: str = "captions"  # captions (one or many per video) | paragraphs (joined)
+    train_captions: str = "random"  # random: one caption per video per epoch | all: every pair
+    segments: bool = False  # paragraphs: add (sentence, window) segment pairs (multi-level)
+    paragraph_sep: str = " "
+    v2t_mode: str = "groups"  # multi-caption v2t: groups (CLIP4Clip) | best (CE / QB-Norm)
+    eval_chunk: int = 64  # queries scored at once (DMAE's token-wise similarity is [Q, B, L, T])
+
+
+@dataclass(frozen=True)
+class RetrievalEntry:
+    """One video and its texts (captions, or one joined paragraph + its sentences)."""
+
+    video_id: str
+    duration: float
+    texts: tuple[str, ...]
+    sentences: tuple[str, ...] = ()
+    windows: tuple[tuple[float, float], ...] = ()
+
+
+def load_entries(data: DataConfig, split: str) -> list[RetrievalEntry]:
+    """The split's videos with their texts, through the dataset catalog."""
+    from vidlang.data import catalog
+
+    if data.text_kind == "paragraphs":
+        paragraphs, _ = catalog.load_paragraphs(data.dataset, split, data.root or None)
+        entries = [RetrievalEntry(p.video_id, float(p.duration), (p.text(data.paragraph_sep),),
+                                  tuple(p.sentences), tuple(p.windows)) for p in paragraphs]
+    else:
+        captions, _ = catalog.load_captions(data.dataset, split, data.root or None)
+        entries = [RetrievalEntry(c.video_id, math.nan if c.duration is None else float(c.duration),
+                                  tuple(c.captions))
+                   for c in captions if c.captions]
+    if not entries:
+        raise DataError(f"split {split!r} of dataset {data.dataset!r} has no {data.text_kind}",
+                        data.root or None)
+    return entries
+
+
+@dataclass
+class RetrievalItem:
+    """A video's features with the text(s) this item carries."""
+
+    entry: RetrievalEntry
+    feats: torch.Tensor
+    texts: tuple[str, ...]
+    text_ids: tuple[str, ...]
+
+
+class RetrievalDataset(Dataset):
+    """Items: (video, chosen caption) for training, (video, all texts) for evaluation."""
+
+    def __init__(self, entries: Sequence[RetrievalEntry],
+                 features: FeatureSource | Callable[[], FeatureSource], spec: FeatureSpec,
+                 mode: str, seed: int = 0) -> None:
+        self.entries, self._features, self.spec = list(entries), features, spec
+        self.mode, self.seed, self.epoch = mode, seed, 0
+        self.index = ([(i, c) for i, e in enumerate(self.entries) for c in range(len(e.texts))]
+                      if mode == "all" else [(i, -1) for i in range(len(self.entries))])
+
+    @property
+    def features(self) -> FeatureSource:
+        if callable(self._features):
+            self._features = self._features()
+        return self._features
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def _pick(self, entry: RetrievalEntry, caption: int) -> list[int]:
+        if self.mode == "eval":
+            return list(range(len(entry.texts)))
+        if self.mode == "all":
+            return [caption]
+        key = zlib.crc32(f"{self.seed}/{self.epoch}/{entry.video_id}".encode())
+        return [key % len(entry.texts)]
+
+    def __getitem__(self, index: int) -> RetrievalItem:
+        i, caption = self.index[index]
+        entry = self.entries[i]
+        try:
+            raw = self.features[entry.video_id]
+        except KeyError:
+            raise DataError("video has no features in the feature store",
+                            record=entry.video_id) from None
+        picks = self._pick(entry, caption)
+        return RetrievalItem(entry, prepare_features(raw, self.spec, entry.video_id),
+                             tuple(entry.texts[c] for c in picks),
+                             tuple(f"{entry.video_id}#{c}" for c in picks))
+
+
+def collate_videos(items: Sequence[Any]) -> dict[str, Any]:
+    """The video half of every batch: ids, padded features, mask, durations."""
+    t_max = max(int(it.feats.shape[0]) for it in items)
+    dim = int(items[0].feats.shape[1])
+    feats = torch.zeros(len(items), t_max, dim)
+    mask = torch.zeros(len(items), t_max, dtype=torch.bool)
+    for i, it in enumerate(items):
+        if it.feats.shape[1] != dim:
+            raise DataError(f"feature width {it.feats.shape[1]} != {dim} of the batch",
+                            record=it.entry.video_id)
+        feats[i, : it.feats.shape[0]] = it.feats
+        mask[i, : it.feats.shape[0]] = True
+    return {"video_ids": [it.entry.video_id for it in items], "feats": feats, "feat_mask": mask,
+            "durations": torch.tensor([it.entry.duration for it in items], dtype=torch.float32)}
+
+
+def collate_retrieval(items: Sequence[RetrievalItem], segments: bool = False) -> dict[str, Any]:
+    """Training batch: one text per row (+ segment pairs); eval: ``texts_per_video``."""
+    batch = collate_videos(items)
+    if all(len(it.texts) == 1 for it in items):
+        batch["texts"] = [it.texts[0] for it in items]
+        batch["text_ids"] = batch["qids"] = [it.text_ids[0] for it in items]
+    batch["texts_per_video"] = [list(it.texts) for it in items]
+    batch["sentences_per_video"] = [list(it.entry.sentences) for it in items]
+    if segments:
+        rows = [(r, s, w) for r, it in enumerate(items)
+                for s, w in zip(it.entry.sentences, it.entry.windows)]
+        batch["seg_video"] = torch.tensor([r for r, _, _ in rows], dtype=torch.long)
+        batch["seg_windows"] = torch.tensor([w for _, _, w in rows],
+                                            dtype=torch.float32).reshape(-1, 2)
+        batch["seg_texts"] = [s for _, s, _ in rows]
+    return batch
+
+
+class _EpochDatasetSampler(EpochSampler):
+    """:class:`EpochSampler` that also tells the dataset the epoch (per-epoch caption draw)."""
+
+    def __init__(self, dataset: RetrievalDataset, *args: Any, **kwargs: Any) -> None:
+        super().__init__(len(dataset), *args, **kwargs)
+        self.dataset = dataset
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        self.dataset.epoch = epoch
+
+
+def _loader(ds: RetrievalDataset, collate: Callable[[list[Any]], Any], batch_size: int,
+            shuffle: bool, seed: int, num_workers: int, rank: int, world_size: int,
+            pad: bool) -> DataLoader:
+    sampler = _EpochDatasetSampler(ds, seed, shuffle, rank, world_size, pad)
+    return DataLoader(ds, batch_size=batch_size, sampler=sampler, collate_fn=collate,
+                      num_workers=num_workers, generator=torch.Generator().manual_seed(seed),
+                      persistent_workers=False)
+
+
+class _Collate:
+    """Picklable collate with the ``segments`` option bound."""
+
+    def __init__(self, fn: Callable[..., dict[str, Any]], **kwargs: Any) -> None:
+        self.fn, self.kwargs = fn, kwargs
+
+    def __call__(self, items: list[Any]) -> dict[str, Any]:
+        return self.fn(items, **self.kwargs)
+
+
+def _check_choice(data: Any, key: str, choices: Sequence[str]) -> None:
+    if getattr(data, key) not in choices:
+        raise ConfigError(f"data.{key}: {getattr(data, key)!r} is not one of {tuple(choices)}")
+
+
+class _FeaturePipeline(TaskPipeline):
+    """Shared set-up of the retrieval-family pipelines: features and the scoring model."""
+
+    def __init__(self, cfg: ExperimentConfig, feature_spec: FeatureSpec,
+                 features: FeatureSource | None = None) -> None:
+        super().__init__(cfg, feature_spec)
+        self._features: FeatureSource | Callable[[], FeatureSource] = (
+            features if features is not None
+            else _StoreOpener(feature_store_path(cfg.data), cfg.data.key_pattern))
+        self._model: Any = None
+
+    def eval_step(self, model: Any, batch: dict[str, Any]) -> Any:
+        self._model = model  # evaluate() scores texts against the whole gallery with it
+        return model.predict(batch)
+
+
+@PIPELINES.register("retrieval")
+class RetrievalPipeline(_FeaturePipeline):
+    """Text-video retrieval data + evaluation. ``entries``/``features`` may be injected."""
+
+    task = "retrieval"
+    data_config_class = RetrievalDataConfig
+
+    def __init__(self, cfg: ExperimentConfig, feature_spec: FeatureSpec,
+                 entries: Mapping[str, Sequence[RetrievalEntry]] | None = None,
+                 features: FeatureSource | None = None) -> None:
+        super().__init__(cfg, feature_spec, features)
+        self._entries = {k: list(v) for k, v in (entries or {}).items()}
+
+    @classmethod
+    def check_config(cls, cfg: ExperimentConfig) -> None:
+        super().check_config(cfg)
+        _check_choice(cfg.data, "text_kind", TEXT_KINDS)
+        _check_choice(cfg.data, "train_captions", TRAIN_CAPTIONS)
+        _check_choice(cfg.data, "v2t_mode", V2T_MODES)
+        if cfg.data.segments and cfg.data.text_kind != "paragraphs":
+            raise ConfigError("data.segments: needs data.text_kind=paragraphs (sentence windows)")
+        if cfg.data.eval_chunk < 1:
+            raise ConfigError(f"data.eval_chunk: must be >= 1, got {cfg.data.eval_chunk}")
+
+    def entries(self, split: str) -> list[RetrievalEntry]:
+        if split not in self._entries:
+            self._entries[split] = load_entries(self.data, split)
+        return self._entries[split]
+
+    def train_loader(self, rank: int = 0, world_size: int = 1) -> DataLoader:
+        ds = RetrievalDataset(self.entries(self.data.train_split), self._features,
+                              self.feature_spec, self.data.train_captions, self.cfg.seed)
+        return _loader(ds, _Collate(collate_retrieval, segments=self.data.segments),
+                       self.data.batch_size, True, self.cfg.seed, self.data.num_workers,
+                       rank, world_size, pad=True)
+
+    def eval_loader(self, split: str, rank: int = 0, world_size: int = 1) -> DataLoader:
+        ds = RetrievalDataset(self.entries(split), self._features, self.feature_spec, "eval")
+        return _loader(ds, _Collate(collate_retrieval), self.data.eval_batch_size, False,
+                       self.cfg.seed, self.data.num_workers, rank, world_size, pad=False)
+
+    def similarity_matrix(self, outputs: Sequence[Any], split: str
+                          ) -> tuple[torch.Tensor, list[int], list[str]]:
+        """Scores [texts, videos] of the split, each text's video column, the video ids."""
+        from vidlang.models.retrieval import stack_videos
+
+        if self._model is None:
+            raise DataError("retrieval evaluation needs eval_step to have run with the model")
+        by_id = {item["video_id"]: item for out in outputs for item in out}
+        entries = self.entries(split)
+        missing = [e.video_id for e in entries if e.video_id not in by_id]
+        if missing:
+            raise DataError("the model returned no embedding for this video", record=missing[0])
+        gallery = stack_videos([by_id[e.video_id] for e in entries])
+        device = next(iter(self._model.parameters())).device
+        gallery = type(gallery)(gallery.clips.to(device), gallery.mask.to(device),
+                                gallery.pooled.to(device))
+        texts = [t for e in entries for t in e.texts]
+        owner = [i for i, e in enumerate(entries) for _ in e.texts]
+        sim = self._model.score(texts, gallery, chunk=self.data.eval_chunk)
+        fuse = getattr(self._model, "multilevel", None)
+        if fuse is not None and fuse.cfg.fuse_segment_score and self.data.text_kind == "paragraphs":
+            sim = sim + fuse.segment_score(self._model, [e.sentences for e in entries], gallery)
+        return sim.cpu(), owner, [e.video_id for e in entries]
+
+    def evaluate(self, outputs: Sequence[Any], split: str) -> dict[str, Any]:
+        from vidlang.metrics import retrieval_metrics
+
+        sim, owner, _ = self.similarity_matrix(outputs, split)
+        return retrieval_metrics(sim.numpy(), owner, v2t_mode=self.data.v2t_mode)

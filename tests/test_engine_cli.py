@@ -1,0 +1,110 @@
+"""The train / eval / predict commands and the predictor, on a fake dataset written to disk."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import vidlang.metrics
+from engine_toy import ToyGrounder, write_fake_dataset
+from vidlang.cli.main import app, main
+from vidlang.predictor import GroundingPredictor
+
+
+def _mean_top1_iou(predictions, ground_truth, preset="mmn", **overrides):
+    """Stand-in scorer until vidlang.metrics lands: mean IoU of each top-1 window."""
+    gt = {g["qid"]: g["relevant_windows"][0] for g in ground_truth}
+    ious = []
+    for p in predictions:
+        s, e = p["pred_relevant_windows"][0][:2]
+        gs, ge = gt[p["qid"]]
+        inter = max(0.0, min(e, ge) - max(s, gs))
+        ious.append(inter / (max(e, ge) - min(s, gs)))
+    return {"mIoU": float(np.mean(ious)), "preset": preset}
+
+
+@pytest.fixture
+def scorer(monkeypatch):
+    if not hasattr(vidlang.metrics, "evaluate_grounding"):
+        monkeypatch.setattr(vidlang.metrics, "evaluate_grounding", _mean_top1_iou, raising=False)
+    return vidlang.metrics.evaluate_grounding
+
+
+@pytest.fixture
+def experiment(tmp_path):
+    root, feats = write_fake_dataset(tmp_path / "data")
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(
+        "defaults: [dataset/qvhighlights]\n"
+        "model: {name: engine_toy}\n"
+        f"data: {{root: {root}, features: {feats}, batch_size: 3}}\n"
+        "optim: {lr: 0.05}\n"
+        "trainer: {max_epochs: 3, accelerator: cpu, progress_bar: false, log_every_n_steps: 1}\n"
+        "eval: {metric: mIoU}\n")
+    return cfg, feats
+
+
+def test_train_eval_predict_commands(tmp_path, experiment, scorer):
+    cfg, feats = experiment
+    runner = CliRunner()
+    out = tmp_path / "run"
+    res = runner.invoke(app, ["train", str(cfg), "--out", str(out), "--set", "seed=3"])
+    assert res.exit_code == 0, res.output
+    assert "best model" in res.output
+    assert (out / "best" / "model.safetensors").is_file() and (out / "curves.png").is_file()
+    assert "seed: 3" in (out / "config.yaml").read_text()
+
+    res = runner.invoke(app, ["eval", str(cfg), "--ckpt", str(out), "--split", "test"])
+    assert res.exit_code == 0, res.output
+    ev = out / "best" / "eval_test"
+    preds = [json.loads(line) for line in (ev / "predictions.jsonl").read_text().splitlines()]
+    assert len(preds) == 8 and {"qid", "query", "vid", "pred_relevant_windows"} <= set(preds[0])
+    assert all(len(w) == 3 and w[0] < w[1] for p in preds for w in p["pred_relevant_windows"])
+    metrics = json.loads((ev / "metrics.json").read_text())
+    assert metrics["split"] == "test" and metrics["selected_on"] == "val" and not metrics["test_selected"]
+    assert metrics["metrics"] == json.loads(json.dumps(scorer(
+        [{k: p[k] for k in ("qid", "pred_relevant_windows")} for p in preds],
+        [json.loads(x) for x in (tmp_path / "data" / "qvhighlights" / "highlight_test_with_gt.jsonl").read_text().splitlines()],
+        preset="mmn")))
+
+    res = runner.invoke(app, ["predict", "--ckpt", str(out / "best"), "--features", feats,
+                              "--video-id", "test_v0", "--duration", "12", "--query", "a person jumps",
+                              "--query", "a person waves", "--top-k", "2"])
+    assert res.exit_code == 0, res.output
+    lines = [json.loads(x) for x in res.output.strip().splitlines()]
+    assert [x["query"] for x in lines] == ["a person jumps", "a person waves"]
+    assert all(len(x["pred_relevant_windows"]) == 2 for x in lines)
+
+
+def test_predictor_matches_model_predict(tmp_path, experiment, scorer):
+    cfg, feats = experiment
+    from vidlang.engine.config import load_config
+    from vidlang.engine.run import train
+
+    result = train(load_config(cfg, ["trainer.max_epochs=1"]), tmp_path / "r")
+    predictor = GroundingPredictor.from_pretrained(result.out_dir)
+    assert isinstance(predictor.model, ToyGrounder)
+    x = np.random.default_rng(0).normal(size=(12, 8)).astype(np.float32)
+    x[2:6, 1] += 2.0
+    windows = predictor.predict(x, ["a person sits", "a person runs"], duration=24.0)
+    assert len(windows) == 2 and all(0 <= w[0] < w[1] <= 24.0 for w in windows[0])
+    assert windows[0] == sorted(windows[0], key=lambda w: -w[2])
+    np.save(tmp_path / "x.npy", x)
+    res = CliRunner().invoke(app, ["predict", "--ckpt", str(result.out_dir), "--features", str(tmp_path / "x.npy"),
+                                   "--duration", "24", "--query", "a person sits", "--top-k", "0"])
+    assert json.loads(res.output)["pred_relevant_windows"] == windows[0]
+
+
+def test_user_errors_are_one_line_exit_2(tmp_path, experiment, capsys):
+    cfg, _ = experiment
+    with pytest.raises(SystemExit) as e:
+        main(["train", str(cfg), "--out", str(tmp_path / "x"), "--set", "optim.lrr=1"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "optim.lrr: unknown key" in err
+    with pytest.raises(SystemExit) as e:
+        main(["predict", "--ckpt", str(tmp_path / "nothing"), "--features", "f.npy", "--query", "q"])
+    assert e.value.code == 2
