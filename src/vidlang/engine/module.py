@@ -63,7 +63,8 @@ class VidlangLightningModule(L.LightningModule):
                                f"(got {sorted(losses)})")
         size = len(batch["qids"]) if "qids" in batch else None
         self.log_dict({f"train/{k}": v.detach().float() for k, v in losses.items()},
-                      on_step=True, on_epoch=True, batch_size=size, prog_bar=False)
+                      on_step=True, on_epoch=True, batch_size=size, prog_bar=False,
+                      sync_dist=self.trainer.world_size > 1)
         return losses["loss"]
 
     def configure_optimizers(self) -> Any:

@@ -1,0 +1,155 @@
+"""Engine building blocks: schedules, sampler, batch contract, distributed helpers."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from engine_toy import fake_grounding_data
+from vidlang.engine.config import CONFIG_ROOT, build_config
+from vidlang.engine.distributed import all_gather_objects, gather_with_grad, world_size
+from vidlang.engine.optim import build_optimizer, build_scheduler
+from vidlang.engine.pipelines.base import EpochSampler
+from vidlang.engine.pipelines.grounding import GroundingPipeline
+from vidlang.models.base import FeatureSpec
+
+
+def cfg_with(**sections):
+    raw = OmegaConf.merge(OmegaConf.load(CONFIG_ROOT / "base.yaml"), {"model": {"name": "engine_toy"}}, sections)
+    return build_config(raw)
+
+
+def lrs_over(cfg, steps):
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = build_optimizer([{"params": [p], "lr": cfg.optim.lr}, {"params": [torch.nn.Parameter(torch.zeros(1))],
+                                                                  "lr": cfg.optim.lr * 0.1}], cfg.optim)
+    spec = build_scheduler(opt, cfg.optim)
+    out = []
+    for _ in range(steps):
+        out.append([g["lr"] for g in opt.param_groups])
+        opt.step()
+        spec.scheduler.step()
+    return spec, out
+
+
+def test_inverse_sqrt_warmup_then_decay_like_fairseq():
+    cfg = cfg_with(optim={"name": "adam", "lr": 4e-4, "scheduler": {"name": "inverse_sqrt", "warmup_updates": 4,
+                                                                    "warmup_init_lr": 1e-7}})
+    spec, lrs = lrs_over(cfg, 17)
+    assert spec.interval == "step"
+    main = [lr[0] for lr in lrs]
+    assert main[0] == pytest.approx(1e-7)
+    assert main[2] == pytest.approx(1e-7 + (4e-4 - 1e-7) * 2 / 4)
+    assert main[4] == pytest.approx(4e-4)
+    assert main[16] == pytest.approx(4e-4 * math.sqrt(4) / math.sqrt(16))
+    assert [lr[1] for lr in lrs][16] == pytest.approx(0.1 * main[16])  # lr multipliers kept
+
+
+def test_multistep_is_per_epoch():
+    cfg = cfg_with(optim={"lr": 1.0, "scheduler": {"name": "multistep", "milestones": [2, 3], "gamma": 0.1}})
+    spec, lrs = lrs_over(cfg, 4)
+    assert spec.interval == "epoch"
+    assert [lr[0] for lr in lrs] == pytest.approx([1.0, 1.0, 0.1, 0.01])
+
+
+def test_epoch_sampler_deterministic_and_sharded():
+    a = list(EpochSampler(10, seed=5, shuffle=True))
+    assert a == list(EpochSampler(10, seed=5, shuffle=True)) and sorted(a) == list(range(10))
+    s = EpochSampler(10, seed=5, shuffle=True)
+    s.set_epoch(1)
+    assert list(s) != a
+    shards = [list(EpochSampler(10, 5, True, rank=r, world_size=3)) for r in range(3)]
+    assert [len(x) for x in shards] == [4, 4, 4] and set(sum(shards, [])) == set(range(10))
+    evals = [list(EpochSampler(10, 5, False, rank=r, world_size=3, pad=False)) for r in range(3)]
+    assert sorted(sum(evals, [])) == list(range(10))
+
+
+@pytest.mark.parametrize("unit", ["video", "query"])
+def test_grounding_batch_contract(unit):
+    cfg = cfg_with(data={"batch_unit": unit, "batch_size": 2, "select_split": None})
+    records, feats = fake_grounding_data(n_videos=3, clips=10, queries=3)
+    feats["train_v1"] = feats["train_v1"][:7]  # a shorter video gets padded
+    pipe = GroundingPipeline(cfg, FeatureSpec(), records={"train": records}, features=feats)
+    batches = list(pipe.train_loader())
+    seen = [q for b in batches for q in b["qids"]]
+    assert sorted(seen) == sorted(r.qid for r in records)
+    by_qid = {r.qid: r for r in records}
+    for b in batches:
+        n_v, n_q = len(b["video_ids"]), len(b["qids"])
+        assert b["feats"].shape[:2] == b["feat_mask"].shape and b["feats"].shape[0] == n_v
+        assert b["durations"].shape == (n_v,) and b["query_video"].shape == (n_q,)
+        assert b["windows"].shape == (n_q, 2) and len(b["queries"]) == n_q
+        for q, qid in enumerate(b["qids"]):
+            r = by_qid[qid]
+            assert b["video_ids"][int(b["query_video"][q])] == r.video_id
+            assert b["windows"][q].tolist() == list(r.windows[0]) and b["queries"][q] == r.query
+        for v, vid in enumerate(b["video_ids"]):
+            t = len(feats[vid])
+            assert int(b["feat_mask"][v].sum()) == t
+            assert torch.equal(b["feats"][v, :t], torch.from_numpy(feats[vid]))
+        if unit == "video":
+            assert n_q == 3 * n_v  # whole videos
+    if unit == "query":
+        assert all(len(b["qids"]) == 2 for b in batches[:-1])
+
+
+def test_resampling_follows_feature_spec():
+    cfg = cfg_with(data={"select_split": None})
+    records, feats = fake_grounding_data(n_videos=2, clips=12)
+    pipe = GroundingPipeline(cfg, FeatureSpec(mode="segment_mean", num_clips=4, l2_normalise=True),
+                             records={"train": records}, features=feats)
+    b = next(iter(pipe.train_loader()))
+    assert b["feats"].shape[1] == 4 and bool(b["feat_mask"].all())
+
+
+def test_missing_video_features_name_the_video():
+    from vidlang.errors import DataError
+
+    cfg = cfg_with(data={"select_split": None})
+    records, feats = fake_grounding_data(n_videos=2)
+    del feats["train_v1"]
+    pipe = GroundingPipeline(cfg, FeatureSpec(), records={"train": records}, features=feats)
+    with pytest.raises(DataError, match="train_v1"):
+        list(pipe.train_loader())
+
+
+def test_single_process_helpers_are_identity():
+    t = torch.randn(3, 2, requires_grad=True)
+    assert gather_with_grad(t) is t and world_size() == 1 and all_gather_objects(7) == [7]
+
+
+def _gather_worker(rank: int, port: int, q) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    x = torch.full((rank + 1, 2), float(rank + 1), requires_grad=True)  # sizes differ: 1 and 2
+    g = gather_with_grad(x)
+    (g.sum() * (rank + 1)).backward()
+    q.put((rank, g.detach().tolist(), x.grad.tolist()))
+    dist.destroy_process_group()
+
+
+def test_gather_with_grad_two_processes():
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    procs = [ctx.Process(target=_gather_worker, args=(r, port, q)) for r in range(2)]
+    for p in procs:
+        p.start()
+    results = dict((r, (g, grad)) for r, g, grad in (q.get(timeout=60) for _ in procs))
+    for p in procs:
+        p.join(timeout=30)
+    expect = [[1.0, 1.0], [2.0, 2.0], [2.0, 2.0]]
+    assert results[0][0] == expect and results[1][0] == expect
+    # each process's slice receives the sum of both processes' upstream gradients (1 + 2)
+    assert results[0][1] == [[3.0, 3.0]] and results[1][1] == [[3.0, 3.0], [3.0, 3.0]]
