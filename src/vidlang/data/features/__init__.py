@@ -24,6 +24,7 @@ from vidlang.data.features.stores import (
     NpyFolderStore,
     open_feature_store,
 )
+from vidlang.data.features.validate import ValidationReport, validate_store
 
 __all__ = [
     "RESAMPLE_MODES",
@@ -32,6 +33,7 @@ __all__ = [
     "FeatureStore",
     "HDF5FeatureStore",
     "MissingVideoError",
+    "ValidationReport",
     "NpyFolderStore",
     "durations_path",
     "fixed_bin_pool",
@@ -40,5 +42,6 @@ __all__ = [
     "resample",
     "segment_average",
     "uniform_pick",
+    "validate_store",
     "write_canonical_h5",
 ]

@@ -1,0 +1,230 @@
+"""``vidlang data``: inspect annotations and feature stores.
+
+* ``vidlang data stats --dataset NAME [--root DIR] [--split S] [--json]`` (or ``--ann FILE
+  [--reader NAME]``): per-split counts, durations, moment and query lengths, and the reader's
+  load report (read / kept / clamped / dropped).
+* ``vidlang data validate --ann FILE --features F [--key-pattern P] [--reader NAME] [--dim D]
+  [--json]``: every annotated video must be in the store, with the right dimension, finite
+  values and at least one clip; exits 1 when anything is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from vidlang.errors import ConfigError
+
+# annotation file suffix -> the reader used when --reader is not given
+DEFAULT_READER_BY_SUFFIX = {".jsonl": "vidlang_jsonl", ".txt": "charades_sta_txt", ".json": "timestamps_json"}
+KINDS = ("grounding", "captions", "paragraphs")
+
+
+def _reader_for(ann: Path, reader: str | None) -> Any:
+    from vidlang.registry import READERS
+
+    if reader is None:
+        reader = DEFAULT_READER_BY_SUFFIX.get(ann.suffix)
+        if reader is None:
+            raise ConfigError(f"--reader: cannot guess a reader for {ann.name!r}; "
+                              f"known: {', '.join(READERS.names())}")
+    return READERS.get(reader)
+
+
+def _read_annotations(ann: Path, reader: str | None, clamp: str) -> tuple[str, list[Any], Any]:
+    """(record kind, records, LoadReport) of one annotation file."""
+    from vidlang.data.readers import record_kind
+
+    fn = _reader_for(ann, reader)
+    kind = record_kind(fn)
+    records, report = fn(ann, clamp=clamp) if kind != "captions" else fn(ann)
+    return kind, records, report
+
+
+def _spread(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    import numpy as np
+
+    arr = np.asarray(values, dtype=np.float64)
+    return {"min": float(arr.min()), "mean": float(arr.mean()), "median": float(np.median(arr)),
+            "max": float(arr.max())}
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def summarise(kind: str, records: list[Any]) -> dict[str, Any]:
+    """Counts and spreads of one split's records (what ``vidlang data stats`` prints)."""
+    if kind == "grounding":
+        windows = [(r, w) for r in records for w in r.windows]
+        return {"queries": len(records), "videos": len({r.video_id for r in records}),
+                "windows": len(windows),
+                "duration_s": _spread([r.duration for r in {r.video_id: r for r in records}.values()]),
+                "moment_s": _spread([e - s for _, (s, e) in windows]),
+                "moment_fraction": _spread([(e - s) / r.duration for r, (s, e) in windows]),
+                "query_words": _spread([_words(r.query) for r in records])}
+    if kind == "captions":
+        caps = [c for r in records for c in r.captions]
+        return {"videos": len(records), "captions": len(caps),
+                "captions_per_video": _spread([len(r.captions) for r in records]),
+                "caption_words": _spread([_words(c) for c in caps])}
+    sents = [s for r in records for s in r.sentences]
+    return {"videos": len(records), "sentences": len(sents),
+            "duration_s": _spread([r.duration for r in records]),
+            "sentences_per_video": _spread([len(r.sentences) for r in records]),
+            "sentence_words": _spread([_words(s) for s in sents]),
+            "paragraph_words": _spread([_words(r.text()) for r in records])}
+
+
+def _dataset_rows(name: str, root: Path | None, split: str | None, kind: str | None,
+                  clamp: str) -> list[tuple[str, str, list[Any], Any]]:
+    """(kind, split, records, report) for the requested kinds and splits of a dataset.
+
+    Without ``--kind``, kinds (and splits) the dataset does not have are skipped; a dataset
+    object without a ``splits(kind)`` method needs ``--split``.
+    """
+    from vidlang.data.catalog import LOADERS, get_dataset
+
+    dataset = get_dataset(name)
+    listed = getattr(dataset, "splits", None)
+    if not callable(listed) and split is None:
+        raise ConfigError(f"--split: dataset {name!r} does not list its splits; name one")
+    rows = []
+    for k in [kind] if kind else KINDS:
+        known = listed(k) if callable(listed) else [split]
+        if kind is None and split is not None and split not in known:
+            continue
+        for s in [split] if split else known:
+            extra = {"clamp": clamp} if k == "grounding" else {}
+            try:
+                records, report = LOADERS[k](name, s, root, **extra)
+            except ConfigError:
+                if kind is not None:
+                    raise
+                continue  # this dataset object has no records of kind k
+            rows.append((k, s, records, report))
+    if not rows:
+        raise ConfigError(f"--split: dataset {name!r} has no split {split!r}" + (f" of kind {kind!r}" if kind else ""))
+    return rows
+
+
+def _fmt_spread(sp: dict[str, float] | None) -> str:
+    if sp is None:
+        return "-"
+    return f"{sp['min']:.3g} / {sp['mean']:.3g} / {sp['max']:.3g}"
+
+
+def _print_stats(results: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for res in results:
+        table = Table(title=f"{res['source']} ({res['kind']}) split={res['split']}", show_header=True)
+        table.add_column("statistic")
+        table.add_column("value (min / mean / max where a spread)")
+        for key, value in res["stats"].items():
+            table.add_row(key, _fmt_spread(value) if isinstance(value, dict) or value is None else str(value))
+        rep = res["report"]
+        table.add_row("load report", f"read {rep['read']}, kept {rep['kept']}, "
+                      f"clamped {len(rep['clamped'])}, dropped {len(rep['dropped'])}")
+        for title in ("dropped", "clamped"):
+            for item in rep[title][:3]:
+                table.add_row(f"  {title}", item)
+            if len(rep[title]) > 3:
+                table.add_row(f"  {title}", f"... and {len(rep[title]) - 3} more")
+        console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    data_app = typer.Typer(help="Inspect annotation files, datasets and feature stores.",
+                           no_args_is_help=True)
+
+    @data_app.command("stats")
+    def stats(
+        dataset: str = typer.Option(None, "--dataset", help="Catalog name (see vidlang.data.catalog)."),
+        root: Path = typer.Option(None, "--root", help="Data root (default $VIDLANG_DATA or ../shared/data)."),
+        split: str = typer.Option(None, "--split", help="One split (default: all)."),
+        kind: str = typer.Option(None, "--kind", help="grounding, captions or paragraphs (default: all)."),
+        ann: Path = typer.Option(None, "--ann", help="An annotation file instead of --dataset."),
+        reader: str = typer.Option(None, "--reader", help="Reader for --ann (default: by suffix)."),
+        clamp: str = typer.Option("clamp", "--clamp", help="Window policy: clamp, drop or error."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    ) -> None:
+        """Per-split counts, durations, moment and query lengths, and the load report."""
+        _check_clamp(clamp)
+        if (dataset is None) == (ann is None):
+            raise ConfigError("stats: give exactly one of --dataset or --ann")
+        if kind is not None and kind not in KINDS:
+            raise ConfigError(f"--kind: unknown {kind!r}; known: {', '.join(KINDS)}")
+        if ann is not None:
+            k, records, report = _read_annotations(ann, reader, clamp)
+            rows = [(k, split or "-", records, report)]
+            source = str(ann)
+        else:
+            rows = _dataset_rows(dataset, root, split, kind, clamp)
+            source = dataset
+        results = [{"source": source, "kind": k, "split": s, "stats": summarise(k, recs),
+                    "report": rep.to_json()} for k, s, recs, rep in rows]
+        if as_json:
+            typer.echo(json.dumps(results, indent=2))
+        else:
+            _print_stats(results)
+
+    @data_app.command("validate")
+    def validate(
+        ann: Path = typer.Option(..., "--ann", help="Annotation file whose videos must have features."),
+        features: Path = typer.Option(..., "--features", help="HDF5 file or folder of .npy/.npz."),
+        key_pattern: str = typer.Option(None, "--key-pattern", help="HDF5 key, e.g. '{vid}/c3d_features'."),
+        reader: str = typer.Option(None, "--reader", help="Reader for --ann (default: by suffix)."),
+        dim: int = typer.Option(None, "--dim", help="Expected feature dimension (default: the store's)."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+        max_rows: int = typer.Option(50, "--max-rows", help="Problems listed in the table."),
+    ) -> None:
+        """Check every annotated video against a feature store; exit 1 if anything is wrong."""
+        from vidlang.data.features import open_feature_store, validate_store
+
+        _, records, load_report = _read_annotations(ann, reader, "clamp")
+        with open_feature_store(features, key_pattern) as store:
+            report = validate_store(store, (r.video_id for r in records), dim)
+        if as_json:
+            typer.echo(json.dumps({**report.to_json(), "annotations": load_report.to_json()}, indent=2))
+        else:
+            _print_validation(report, load_report.summary(max_items=0), max_rows)
+        if not report.ok:
+            # SystemExit, not typer.Exit: click returns (not raises) Exit codes when the CLI runs
+            # with standalone_mode=False, as vidlang.cli.main does.
+            raise SystemExit(1)
+
+    app.add_typer(data_app, name="data")
+
+
+def _check_clamp(clamp: str) -> None:
+    from vidlang.data.records import ClampPolicy
+
+    if clamp not in {p.value for p in ClampPolicy}:
+        raise ConfigError(f"--clamp: unknown {clamp!r}; known: {', '.join(p.value for p in ClampPolicy)}")
+
+
+def _print_validation(report: Any, ann_summary: str, max_rows: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(ann_summary, highlight=False, soft_wrap=True)
+    counts = ", ".join(f"{k} {v}" for k, v in report.counts().items())
+    status = "[green]OK[/]" if report.ok else "[red]PROBLEMS[/]"
+    console.print(f"{status} {report.store}: {report.videos} videos checked, expected dim "
+                  f"{report.expected_dim}; {counts}", highlight=False, soft_wrap=True)
+    if report.problems:
+        table = Table("video", "problem", "detail")
+        for p in report.problems[:max_rows]:
+            table.add_row(p.video_id, p.problem, p.detail)
+        console.print(table)
+        if len(report.problems) > max_rows:
+            console.print(f"... and {len(report.problems) - max_rows} more (use --json for all)")
