@@ -191,3 +191,14 @@ def test_registry_and_missing_path(tmp_path: Path) -> None:
     bad.write_text("not hdf5")
     with pytest.raises(DataError, match="cannot open as HDF5"):
         open_feature_store(bad)
+
+
+@pytest.mark.parametrize(("t", "p"), [(3, 4), (16, 16), (37, 16), (100, 32), (257, 64)])
+def test_segment_average_matches_the_mmn_loop_rule(t: int, p: int) -> None:
+    """Loop form of mmn.md §2: b_k = min(round(k T / P), T - 1); mean of rows b_k..b_{k+1}-1,
+    or row b_k when that range is empty."""
+    feats = np.random.default_rng(t * 1000 + p).normal(size=(t, 5)).astype(np.float32)
+    normed = feats / np.linalg.norm(feats, axis=1, keepdims=True)
+    b = np.minimum(np.round(np.arange(p + 1) * t / p).astype(int), t - 1)
+    ref = np.stack([normed[b[k]:b[k + 1]].mean(0) if b[k + 1] > b[k] else normed[b[k]] for k in range(p)])
+    np.testing.assert_allclose(segment_average(feats, p), ref, rtol=1e-5, atol=1e-6)

@@ -58,14 +58,17 @@ def _mean_in_bins(arr: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Bin k = mean of rows edges[k]..edges[k+1]-1; an empty bin repeats row edges[k] (nearest)."""
     num_frames = arr.shape[0]
     starts, ends = edges[:-1], edges[1:]
-    # Prefix sums give every bin's mean in one vectorised step (float64 to keep sums exact).
-    csum = np.concatenate([np.zeros((1, arr.shape[1])), np.cumsum(arr, axis=0, dtype=np.float64)])
-    counts = (ends - starts)[:, None]
-    means = (csum[ends] - csum[starts]) / np.maximum(counts, 1)
-    empty = counts[:, 0] <= 0
+    # One vectorised pass: reduceat over (start, end) pairs sums arr[start:end]; a zero row is
+    # appended so that end == T is a valid index. Empty bins are filled below.
+    padded = np.concatenate([arr, np.zeros((1, arr.shape[1]), dtype=arr.dtype)])
+    pairs = np.stack([starts, ends], axis=1).reshape(-1)
+    sums = np.add.reduceat(padded, pairs, axis=0)[::2]
+    counts = ends - starts
+    means = sums / np.maximum(counts, 1)[:, None]
+    empty = counts <= 0
     if empty.any():
         means[empty] = arr[np.minimum(starts[empty], num_frames - 1)]
-    return means.astype(np.float32)
+    return means.astype(np.float32, copy=False)
 
 
 def segment_average(feats: np.ndarray, num_segments: int, l2_normalise: bool = True) -> np.ndarray:
