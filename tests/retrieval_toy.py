@@ -14,8 +14,8 @@ from vidlang.text.base import TextEncoder, TextEncoding
 STOPWORDS = {"a", "an", "the", "is", "of", "in", "on", "and", "to", "then"}
 
 
-def is_content(word: str) -> bool:
-    return word.lower() not in STOPWORDS
+def is_content(words: list[str]) -> list[bool]:
+    return [w.lower() not in STOPWORDS for w in words]
 
 
 class HashWordEncoder(TextEncoder):

@@ -81,7 +81,10 @@ def test_resample_sequence_maps_frames_onto_words() -> None:
 
 def test_word_level_weights_share_weight_across_wordpieces() -> None:
     words = [["[CLS]", "the", "danc", "##ing", "dog", "[SEP]"], ["a", "cat"]]
-    content = lambda w: w in {"dancing", "dog", "cat"}  # noqa: E731
+    def content(ws: list[str]) -> list[bool]:
+        assert "[CLS]" not in ws  # special tokens never reach the tagger
+        return [w in {"dancing", "dog", "cat"} for w in ws]
+
     w = word_level_weights(words, 6, content, 2.0)
     assert w[0].tolist() == [1, 1, 2, 2, 2, 1]
     assert w[1].tolist() == [1, 2, 0, 0, 0, 0]

@@ -139,14 +139,14 @@ def att_ti_similarity(model: DualEncoder, text: TextRepr, video: VideoRepr) -> t
     return 0.5 * (sentence_similarity(model, text, video) + words)
 
 
-def _is_content_word(word: str) -> bool:
+att_ti_similarity.needs_word_weights = True  # type: ignore[attr-defined]
+
+
+def _content_word_mask(words: Sequence[str]) -> list[bool]:
     """The project's content-word test (``vidlang.text.content_words``)."""
-    try:
-        from vidlang.text import content_words
-    except ModuleNotFoundError:
-        raise ConfigError("model.content_word_weight != 1 needs vidlang.text.content_words, "
-                          "which is not installed; set it to 1 to turn TWM off") from None
-    return bool(content_words.is_content_word(word))
+    from vidlang.text.content_words import content_word_mask
+
+    return content_word_mask(words)
 
 
 class _TextCache:
@@ -180,6 +180,23 @@ class _TextCache:
         return TextEncoding(sentence, tokens, mask, [e[2] for e in entries])
 
 
+_SHARED_CACHES: dict[tuple[str, str, str], _TextCache] = {}
+
+
+def shared_text_cache(encoder: TextEncoder, capacity: int, settings: str = "") -> _TextCache:
+    """One cache per frozen encoder *content* (class, settings such as max_length, parameter
+    fingerprint), shared by every model in the process, so repeated runs (seeds, ablations)
+    encode each string once."""
+    with torch.no_grad():
+        state = [t.detach().double().cpu() for t in encoder.state_dict().values()
+                 if t.is_floating_point()]
+        fingerprint = repr([(tuple(t.shape), float(t.sum()), float(t.abs().sum())) for t in state])
+    key = (type(encoder).__qualname__, settings, fingerprint)
+    if key not in _SHARED_CACHES:
+        _SHARED_CACHES[key] = _TextCache(capacity)
+    return _SHARED_CACHES[key]
+
+
 @MODELS.register("dual_encoder")
 class DualEncoder(VidlangModel):
     """CLIP4Clip-style dual encoder; also the shared encoder of DMAE, multi-level and TempCLR."""
@@ -188,13 +205,13 @@ class DualEncoder(VidlangModel):
     config_class = DualEncoderConfig
 
     def __init__(self, cfg: DualEncoderConfig, text_encoder: TextEncoder | None = None,
-                 is_content_word: Callable[[str], bool] | None = None) -> None:
+                 content_mask: Callable[[Sequence[str]], list[bool]] | None = None) -> None:
         super().__init__(cfg)
         self.text_encoder = text_encoder or build_text_encoder(cfg.text, "model.text")
         if not cfg.train_text_encoder:
             self.text_encoder.requires_grad_(False)
-        self._is_content_word = is_content_word or _is_content_word
-        self._text_cache = _TextCache(cfg.text_cache_size)
+        self._content_mask = content_mask or _content_word_mask
+        self._text_cache: _TextCache | None = None
         self.video_proj = nn.Linear(cfg.video_dim, cfg.embed_dim)
         self.text_proj = nn.Linear(self.text_encoder.dim, cfg.embed_dim)
         self.temporal = TEMPORAL_MODULES.get(cfg.temporal)(
@@ -211,6 +228,9 @@ class DualEncoder(VidlangModel):
     def _encode_raw_text(self, texts: Sequence[str]) -> TextEncoding:
         if self.cfg.train_text_encoder:
             return self.text_encoder(list(texts))
+        if self._text_cache is None:
+            self._text_cache = shared_text_cache(self.text_encoder, self.cfg.text_cache_size,
+                                                 repr(self.cfg.text))
         return self._text_cache.encode(self.text_encoder, texts)
 
     def text_repr(self, texts: Sequence[str]) -> TextRepr:
@@ -222,8 +242,9 @@ class DualEncoder(VidlangModel):
         sentence = F.normalize(self.text_proj(enc.sentence.to(device)), dim=-1)
         tokens = F.normalize(self.text_proj(enc.tokens.to(device)), dim=-1)
         mask = enc.mask.to(device)
-        if self.cfg.content_word_weight != 1.0 and enc.words is not None:
-            raw = word_level_weights(enc.words, mask.shape[1], self._is_content_word,
+        twm = getattr(self.similarity_fn, "needs_word_weights", False)
+        if twm and self.cfg.content_word_weight != 1.0 and enc.words is not None:
+            raw = word_level_weights(enc.words, mask.shape[1], self._content_mask,
                                      self.cfg.content_word_weight).to(device)
         else:
             raw = torch.ones(mask.shape, device=device)

@@ -290,3 +290,159 @@ class RetrievalPipeline(_FeaturePipeline):
 
         sim, owner, _ = self.similarity_matrix(outputs, split)
         return retrieval_metrics(sim.numpy(), owner, v2t_mode=self.data.v2t_mode)
+
+
+# ---- multiple-choice video QA -----------------------------------------------------------------
+
+
+@dataclass
+class MCQADataConfig(DataConfig):
+    """``data`` keys of multiple-choice QA experiments. ``dataset: jsonl`` reads
+    ``<root>/<split>.mcqa.jsonl`` with ``{"qid", "vid", "duration", "question", "candidates",
+    "answer", "window"?}`` per line; ``synthvl`` reads SynthVL's questions."""
+
+    segments: bool = True  # use the annotated QA span (when present) as a segment pair
+
+
+@dataclass(frozen=True)
+class QuestionEntry:
+    """One multiple-choice question about one video (``window``: its QA span, if annotated)."""
+
+    qid: str
+    video_id: str
+    duration: float
+    question: str
+    candidates: tuple[str, ...]
+    answer: int
+    window: tuple[float, float] | None = None
+
+
+@dataclass
+class QuestionItem:
+    entry: QuestionEntry
+    feats: torch.Tensor
+
+
+def _jsonl_questions(data: DataConfig, split: str) -> list[QuestionEntry]:
+    from pathlib import Path
+
+    from vidlang.data.records import iter_jsonl
+
+    path = Path(data.root) / f"{split}.mcqa.jsonl"
+    out = []
+    for line, obj in iter_jsonl(path):
+        try:
+            window = obj.get("window")
+            entry = QuestionEntry(str(obj["qid"]), str(obj["vid"]), float(obj["duration"]),
+                                  str(obj["question"]), tuple(str(c) for c in obj["candidates"]),
+                                  int(obj["answer"]),
+                                  None if window is None else (float(window[0]), float(window[1])))
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise DataError(f"not a multiple-choice question record ({e})", path, line) from None
+        if not 0 <= entry.answer < len(entry.candidates):
+            raise DataError(f"answer {entry.answer} is not an index of the "
+                            f"{len(entry.candidates)} candidates", path, line, entry.qid)
+        out.append(entry)
+    return out
+
+
+def _synthvl_questions(data: DataConfig, split: str) -> list[QuestionEntry]:
+    from vidlang.data import synthvl
+
+    return [QuestionEntry(str(q.qid), str(q.video_id), float(q.duration), str(q.question),
+                          tuple(q.candidates), int(q.answer),
+                          None if getattr(q, "window", None) is None else tuple(q.window))
+            for q in synthvl.load(data.root, split).questions]
+
+
+QUESTION_SOURCES: dict[str, Callable[[DataConfig, str], list[QuestionEntry]]] = {
+    "jsonl": _jsonl_questions, "synthvl": _synthvl_questions}
+
+
+class QuestionDataset(Dataset):
+    def __init__(self, entries: Sequence[QuestionEntry],
+                 features: FeatureSource | Callable[[], FeatureSource], spec: FeatureSpec) -> None:
+        self.entries, self._features, self.spec = list(entries), features, spec
+        self.epoch = 0
+
+    @property
+    def features(self) -> FeatureSource:
+        if callable(self._features):
+            self._features = self._features()
+        return self._features
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, index: int) -> QuestionItem:
+        e = self.entries[index]
+        try:
+            raw = self.features[e.video_id]
+        except KeyError:
+            raise DataError("video has no features in the feature store", record=e.video_id) from None
+        return QuestionItem(e, prepare_features(raw, self.spec, e.video_id))
+
+
+def collate_mcqa(items: Sequence[QuestionItem], segments: bool = True) -> dict[str, Any]:
+    """The MCQA batch of ``vidlang.models.mcqa`` (segment pairs: QA span, question ⊕ answer)."""
+    from vidlang.models.mcqa import join_qa
+
+    batch = collate_videos(items)
+    es = [it.entry for it in items]
+    batch.update(qids=[e.qid for e in es], questions=[e.question for e in es],
+                 candidates=[list(e.candidates) for e in es],
+                 answers=torch.tensor([e.answer for e in es], dtype=torch.long))
+    spans = [(r, e) for r, e in enumerate(es) if e.window is not None] if segments else []
+    if spans:
+        batch["seg_video"] = torch.tensor([r for r, _ in spans], dtype=torch.long)
+        batch["seg_windows"] = torch.tensor([e.window for _, e in spans], dtype=torch.float32)
+        batch["seg_texts"] = [join_qa(e.question, e.candidates[e.answer]) for _, e in spans]
+    return batch
+
+
+@PIPELINES.register("mcqa")
+class MCQAPipeline(_FeaturePipeline):
+    """Multiple-choice QA data + accuracy (``vidlang.metrics.mc_accuracy``)."""
+
+    task = "mcqa"
+    data_config_class = MCQADataConfig
+
+    def __init__(self, cfg: ExperimentConfig, feature_spec: FeatureSpec,
+                 questions: Mapping[str, Sequence[QuestionEntry]] | None = None,
+                 features: FeatureSource | None = None) -> None:
+        super().__init__(cfg, feature_spec, features)
+        self._questions = {k: list(v) for k, v in (questions or {}).items()}
+
+    def questions(self, split: str) -> list[QuestionEntry]:
+        if split not in self._questions:
+            source = QUESTION_SOURCES.get(self.data.dataset)
+            if source is None:
+                raise ConfigError(f"data.dataset: no multiple-choice questions for "
+                                  f"{self.data.dataset!r}; known: {sorted(QUESTION_SOURCES)}")
+            self._questions[split] = source(self.data, split)
+            if not self._questions[split]:
+                raise DataError(f"split {split!r} has no questions", self.data.root)
+        return self._questions[split]
+
+    def _dataset(self, split: str) -> QuestionDataset:
+        return QuestionDataset(self.questions(split), self._features, self.feature_spec)
+
+    def train_loader(self, rank: int = 0, world_size: int = 1) -> DataLoader:
+        return _loader(self._dataset(self.data.train_split),
+                       _Collate(collate_mcqa, segments=self.data.segments), self.data.batch_size,
+                       True, self.cfg.seed, self.data.num_workers, rank, world_size, pad=True)
+
+    def eval_loader(self, split: str, rank: int = 0, world_size: int = 1) -> DataLoader:
+        return _loader(self._dataset(split), _Collate(collate_mcqa, segments=False),
+                       self.data.eval_batch_size, False, self.cfg.seed, self.data.num_workers,
+                       rank, world_size, pad=False)
+
+    def evaluate(self, outputs: Sequence[Any], split: str) -> dict[str, Any]:
+        from vidlang.metrics import mc_accuracy
+
+        preds = {p["qid"]: p for out in outputs for p in out}
+        qs = self.questions(split)
+        missing = [q.qid for q in qs if q.qid not in preds]
+        if missing:
+            raise DataError("the model returned no answer for this question", record=missing[0])
+        return mc_accuracy([preds[q.qid]["pred"] for q in qs], [q.answer for q in qs])

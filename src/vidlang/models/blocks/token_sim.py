@@ -20,25 +20,35 @@ import torch
 _NEG = -1e4
 
 
+def is_special_token(token: str) -> bool:
+    """Tokenizer markers such as ``[CLS]``, ``[SEP]``, ``<s>``: never content words."""
+    return len(token) > 2 and ((token[0], token[-1]) in {("[", "]"), ("<", ">")})
+
+
 def word_level_weights(words: Sequence[Sequence[str]], length: int,
-                       is_content: Callable[[str], bool], content_weight: float = 2.0
-                       ) -> torch.Tensor:
+                       content_mask: Callable[[Sequence[str]], list[bool]],
+                       content_weight: float = 2.0) -> torch.Tensor:
     """[Q, length] raw token weights: ``content_weight`` for the pieces of content words, else 1.
 
-    A piece starting with ``##`` continues the previous word and inherits its weight, so the
-    decision is made once per whole word. Positions past a string's tokens get weight 0.
+    A piece starting with ``##`` continues the previous word and shares its weight, so the
+    decision is made once per whole word, by ``content_mask`` over the sentence's words (the
+    project's ``vidlang.text.content_words.content_word_mask``). Special tokens weigh 1;
+    positions past a string's tokens weigh 0.
     """
     out = torch.zeros(len(words), length)
     for q, toks in enumerate(words):
         spans: list[tuple[int, int]] = []
         for i, tok in enumerate(toks[:length]):
-            if tok.startswith("##") and spans:
+            if tok.startswith("##") and spans and not is_special_token(toks[spans[-1][0]]):
                 spans[-1] = (spans[-1][0], i + 1)
             else:
                 spans.append((i, i + 1))
-        for start, end in spans:
-            word = "".join(t.removeprefix("##") for t in toks[start:end])
-            out[q, start:end] = content_weight if is_content(word) else 1.0
+        out[q, : min(len(toks), length)] = 1.0
+        real = [(a, b) for a, b in spans if not is_special_token(toks[a])]
+        text = ["".join(t.removeprefix("##") for t in toks[a:b]) for a, b in real]
+        for (a, b), is_content in zip(real, content_mask(text)):
+            if is_content:
+                out[q, a:b] = content_weight
     return out
 
 
