@@ -46,7 +46,7 @@ def test_start_after_end_is_a_counted_drop(tmp_path: Path) -> None:
     assert [r.query for r in records] == ["fine"] and records[0].qid == "AAA_1"
     assert (report.read, report.kept) == (2, 1)
     assert report.dropped[0].line == 1 and "start >= end" in report.dropped[0].reason
-    with pytest.raises(DataError, match=r"sta\.txt:1: window \[5, 2\] has start >= end"):
+    with pytest.raises(DataError, match=r"sta\.txt:1: window \[5.0, 2.0\] has start >= end"):
         _read_charades(txt, clamp=ClampPolicy.ERROR)
 
 
@@ -54,11 +54,11 @@ def test_end_beyond_duration_clamp_drop_error(tmp_path: Path) -> None:
     txt = _charades(tmp_path, ["AAA 25.0 31.5##late", "AAA 30.0 31.0##after the end"])
     records, report = _read_charades(txt)
     assert records[0].windows == ((25.0, 30.0),) and len(records) == 1
-    assert report.clamped[0].line == 1 and "clamped to [25, 30]" in report.clamped[0].reason
+    assert report.clamped[0].line == 1 and "clamped to [25.0, 30.0]" in report.clamped[0].reason
     assert report.dropped[0].line == 2 and "after clamping" in report.dropped[0].reason
     records, report = _read_charades(txt, clamp="drop")
     assert records == [] and len(report.dropped) == 2 and not report.clamped
-    with pytest.raises(DataError, match=r"sta\.txt:1: window \[25, 31.5\] leaves \[0, 30\]"):
+    with pytest.raises(DataError, match=r"sta\.txt:1: window \[25.0, 31.5\] leaves \[0, 30.0\]"):
         _read_charades(txt, clamp="error")
 
 
@@ -109,7 +109,7 @@ def test_jsonl_multi_window_record_keeps_good_windows(tmp_path: Path) -> None:
     path.write_text("\n".join(json.dumps(r) for r in rows))
     records, report = READERS.get("vidlang_jsonl")(path)
     assert records[0].windows == ((2.0, 4.0),) and records[1].windows == ()
-    assert report.clamped[0].line == 1 and "[9, 9] has start >= end" in report.clamped[0].reason
+    assert report.clamped[0].line == 1 and "[9.0, 9.0] has start >= end" in report.clamped[0].reason
 
 
 def test_canonical_jsonl_roundtrip(tmp_path: Path) -> None:
@@ -130,7 +130,7 @@ def test_cpl_list_and_didemo_shapes(tmp_path: Path) -> None:
                                  "description": "d", "times": [[4, 5], [2, 3]]}]))
     (rec,), report = READERS.get("didemo_json")(path)
     assert rec.windows == ((20.0, 25.0), (10.0, 20.0)) and rec.duration == 25.0
-    assert "clamped to [20, 25]" in report.clamped[0].reason
+    assert "clamped to [20.0, 25.0]" in report.clamped[0].reason
 
 
 def test_msvd_list_id_without_captions_is_counted(tmp_path: Path) -> None:

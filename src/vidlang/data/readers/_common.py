@@ -110,7 +110,8 @@ def to_window(pair: Any, loc: Loc, scale: float = 1.0, what: str = "window") -> 
 
 
 def _fmt(x: float) -> str:
-    return f"{x:.10g}"
+    """Shortest exact form, so a clamp by 1e-14 (70.28999999999999 vs 70.29) is visible."""
+    return repr(float(x))
 
 
 @dataclass
