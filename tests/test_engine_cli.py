@@ -56,6 +56,8 @@ def test_train_eval_predict_commands(tmp_path, experiment, scorer):
     assert "best model" in res.output
     assert (out / "best" / "model.safetensors").is_file() and (out / "curves.png").is_file()
     assert "seed: 3" in (out / "config.yaml").read_text()
+    reports = json.loads((out / "data_reports.json").read_text())
+    assert reports["train"]["read"] == reports["train"]["kept"] == 18 and reports["val"]["kept"] == 8
 
     res = runner.invoke(app, ["eval", str(cfg), "--ckpt", str(out), "--split", "test"])
     assert res.exit_code == 0, res.output

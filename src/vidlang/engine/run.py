@@ -8,6 +8,7 @@ Run folder layout (``--out``)::
     last/                       the same after the final epoch
     logs/csv/metrics.csv        per-step and per-epoch logs; logs/tb/ TensorBoard events
     curves.png                  training curves
+    data_reports.json           what the readers read, kept, clamped and dropped per split
 """
 
 from __future__ import annotations
@@ -95,6 +96,13 @@ class ExportBest(L.Callback):
         self.best_epoch = state_dict.get("best_epoch")
 
 
+def write_data_reports(pipe: TaskPipeline, path: Path) -> None:
+    """The readers' reports (read / kept / clamped / dropped, with file:line) of every split."""
+    reports = {split: r.to_json() for split, r in pipe.reports.items() if hasattr(r, "to_json")}
+    if reports:
+        path.write_text(json.dumps(reports, indent=2), encoding="utf-8")
+
+
 def _trainer(cfg: ExperimentConfig, out: Path, callbacks: Sequence[L.Callback]) -> L.Trainer:
     from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -142,6 +150,7 @@ def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = False,
 
     last_dir = out / "last"
     if trainer.is_global_zero:
+        write_data_reports(pipe, out / "data_reports.json")
         save_pretrained(model, cfg, last_dir, {"epoch": trainer.current_epoch})
         plot_training_curves(out / "logs" / "csv" / "metrics.csv", out / "curves.png")
     best_dir = out / "best" if export.best_score is not None else None

@@ -80,6 +80,8 @@ class TaskPipeline(ABC):
         self.cfg = cfg
         self.data = cfg.data
         self.feature_spec = feature_spec
+        #: split -> the reader's LoadReport (what was read, kept, clamped, dropped)
+        self.reports: dict[str, Any] = {}
 
     @classmethod
     def check_config(cls, cfg: ExperimentConfig) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from vidlang.data.records import GroundingRecord
+from vidlang.data.records import ClampPolicy, GroundingRecord
 from vidlang.engine.pipelines.base import TaskPipeline, make_loader
 from vidlang.engine.schema import DataConfig, ExperimentConfig
 from vidlang.errors import ConfigError, DataError, RegistryError
@@ -36,6 +36,7 @@ class GroundingDataConfig(DataConfig):
     """``data`` keys of grounding experiments (see :class:`DataConfig` for the shared ones)."""
 
     batch_unit: str = "video"  # "video" (all queries of a video together) or "query"
+    clamp: str = "clamp"  # windows outside [0, duration]: "clamp" (counted), "drop" or "error"
 
 
 BATCH_UNITS = ("video", "query")
@@ -140,7 +141,8 @@ def load_records(data: DataConfig, split: str) -> tuple[list[GroundingRecord], A
     from vidlang.data.catalog import load_grounding
 
     try:
-        records, report = load_grounding(data.dataset, split, data.root or None)
+        records, report = load_grounding(data.dataset, split, data.root or None,
+                                         clamp=getattr(data, "clamp", "clamp"))
     except RegistryError as e:
         raise ConfigError(f"data.dataset: {e}") from None
     if not records:
@@ -184,7 +186,6 @@ class GroundingPipeline(TaskPipeline):
                  records: Mapping[str, Sequence[GroundingRecord]] | None = None,
                  features: FeatureSource | None = None) -> None:
         super().__init__(cfg, feature_spec)
-        self.reports: dict[str, Any] = {}
         self._records: dict[str, list[GroundingRecord]] = {k: list(v) for k, v in (records or {}).items()}
         self._features: FeatureSource | Callable[[], FeatureSource] = (
             features if features is not None else _StoreOpener(feature_store_path(cfg.data), cfg.data.key_pattern))
@@ -194,6 +195,9 @@ class GroundingPipeline(TaskPipeline):
         super().check_config(cfg)
         if cfg.data.batch_unit not in BATCH_UNITS:
             raise ConfigError(f"data.batch_unit: {cfg.data.batch_unit!r} is not one of {BATCH_UNITS}")
+        policies = [p.value for p in ClampPolicy]
+        if cfg.data.clamp not in policies:
+            raise ConfigError(f"data.clamp: {cfg.data.clamp!r} is not one of {policies}")
 
     def records(self, split: str) -> list[GroundingRecord]:
         """Records of ``split`` (read once; the reader's report is kept in ``self.reports``

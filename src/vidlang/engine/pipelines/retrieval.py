@@ -84,12 +84,35 @@ def load_entries(data: DataConfig, split: str) -> list[RetrievalEntry]:
 
 @dataclass
 class RetrievalItem:
-    """A video's features with the text(s) this item carries."""
+    """A video's features with the text(s) this item carries (``centres``: clip centre times)."""
 
     entry: RetrievalEntry
     feats: torch.Tensor
     texts: tuple[str, ...]
     text_ids: tuple[str, ...]
+    centres: torch.Tensor | None = None
+
+
+def clip_centre_times(num_raw: int, duration: float, spec: FeatureSpec) -> torch.Tensor | None:
+    """Centre time (s) of each clip after resampling, for the modes that keep raw clips
+    (``none``, ``uniform``); None for averaging modes (the model then assumes even tiling)."""
+    if not math.isfinite(duration) or num_raw < 1:
+        return None
+    step = duration / num_raw
+    if spec.mode == "none":
+        rows = torch.arange(num_raw, dtype=torch.float32)
+    elif spec.mode == "uniform" and spec.num_clips:
+        from vidlang.data.features import uniform_pick_indices
+
+        rows = torch.as_tensor(uniform_pick_indices(num_raw, spec.num_clips), dtype=torch.float32)
+    else:
+        return None
+    return (rows + 0.5) * step
+
+
+def _raw_length(raw: Any) -> int:
+    shape = getattr(raw, "shape", None)
+    return int(shape[0]) if shape is not None else len(raw)
 
 
 class RetrievalDataset(Dataset):
@@ -131,7 +154,8 @@ class RetrievalDataset(Dataset):
         picks = self._pick(entry, caption)
         return RetrievalItem(entry, prepare_features(raw, self.spec, entry.video_id),
                              tuple(entry.texts[c] for c in picks),
-                             tuple(f"{entry.video_id}#{c}" for c in picks))
+                             tuple(f"{entry.video_id}#{c}" for c in picks),
+                             clip_centre_times(_raw_length(raw), entry.duration, self.spec))
 
 
 def collate_videos(items: Sequence[Any]) -> dict[str, Any]:
@@ -165,7 +189,19 @@ def collate_retrieval(items: Sequence[RetrievalItem], segments: bool = False) ->
         batch["seg_windows"] = torch.tensor([w for _, _, w in rows],
                                             dtype=torch.float32).reshape(-1, 2)
         batch["seg_texts"] = [s for _, s, _ in rows]
+        _add_centres(batch, items)
     return batch
+
+
+def _add_centres(batch: dict[str, Any], items: Sequence[Any]) -> None:
+    """``clip_centres`` [B, T] when every item knows its clip times (padding: +inf)."""
+    centres = [getattr(it, "centres", None) for it in items]
+    if any(c is None for c in centres):
+        return
+    out = torch.full(batch["feat_mask"].shape, float("inf"))
+    for i, c in enumerate(centres):
+        out[i, : c.shape[0]] = c
+    batch["clip_centres"] = out
 
 
 class _EpochDatasetSampler(EpochSampler):
@@ -301,12 +337,13 @@ class MCQADataConfig(DataConfig):
     ``<root>/<split>.mcqa.jsonl`` with ``{"qid", "vid", "duration", "question", "candidates",
     "answer", "window"?}`` per line; ``synthvl`` reads SynthVL's questions."""
 
-    segments: bool = True  # use the annotated QA span (when present) as a segment pair
+    segments: bool = True  # segment pairs: the QA span and the video's time-stamped sentences
 
 
 @dataclass(frozen=True)
 class QuestionEntry:
-    """One multiple-choice question about one video (``window``: its QA span, if annotated)."""
+    """One multiple-choice question about one video. ``window``: its QA span, if annotated;
+    ``sentences``/``windows``: the video's time-stamped text (subtitles, event sentences)."""
 
     qid: str
     video_id: str
@@ -315,15 +352,19 @@ class QuestionEntry:
     candidates: tuple[str, ...]
     answer: int
     window: tuple[float, float] | None = None
+    sentences: tuple[str, ...] = ()
+    windows: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass
 class QuestionItem:
     entry: QuestionEntry
     feats: torch.Tensor
+    centres: torch.Tensor | None = None
 
 
 def _jsonl_questions(data: DataConfig, split: str) -> list[QuestionEntry]:
+    """``<root>/<split>.mcqa.jsonl``; optional ``window`` (QA span), ``sentences`` + ``windows``."""
     from pathlib import Path
 
     from vidlang.data.records import iter_jsonl
@@ -336,7 +377,9 @@ def _jsonl_questions(data: DataConfig, split: str) -> list[QuestionEntry]:
             entry = QuestionEntry(str(obj["qid"]), str(obj["vid"]), float(obj["duration"]),
                                   str(obj["question"]), tuple(str(c) for c in obj["candidates"]),
                                   int(obj["answer"]),
-                                  None if window is None else (float(window[0]), float(window[1])))
+                                  None if window is None else (float(window[0]), float(window[1])),
+                                  tuple(str(x) for x in obj.get("sentences", ())),
+                                  tuple((float(a), float(b)) for a, b in obj.get("windows", ())))
         except (KeyError, TypeError, ValueError, IndexError) as e:
             raise DataError(f"not a multiple-choice question record ({e})", path, line) from None
         if not 0 <= entry.answer < len(entry.candidates):
@@ -347,12 +390,20 @@ def _jsonl_questions(data: DataConfig, split: str) -> list[QuestionEntry]:
 
 
 def _synthvl_questions(data: DataConfig, split: str) -> list[QuestionEntry]:
+    """SynthVL's questions; each video's event sentences are its time-stamped text."""
     from vidlang.data import synthvl
 
-    return [QuestionEntry(str(q.qid), str(q.video_id), float(q.duration), str(q.question),
-                          tuple(q.candidates), int(q.answer),
-                          None if getattr(q, "window", None) is None else tuple(q.window))
-            for q in synthvl.load(data.root, split).questions]
+    loaded = synthvl.load(data.root, split)
+    paragraphs = {p.video_id: p for p in loaded.paragraphs}
+    out = []
+    for q in loaded.questions:
+        p = paragraphs.get(q.video_id)
+        if p is None:
+            raise DataError("question about a video without a paragraph", data.root, record=q.qid)
+        out.append(QuestionEntry(q.qid, q.video_id, float(p.duration), q.question,
+                                 tuple(q.candidates), int(q.answer), None, tuple(p.sentences),
+                                 tuple(p.windows)))
+    return out
 
 
 QUESTION_SOURCES: dict[str, Callable[[DataConfig, str], list[QuestionEntry]]] = {
@@ -380,7 +431,8 @@ class QuestionDataset(Dataset):
             raw = self.features[e.video_id]
         except KeyError:
             raise DataError("video has no features in the feature store", record=e.video_id) from None
-        return QuestionItem(e, prepare_features(raw, self.spec, e.video_id))
+        return QuestionItem(e, prepare_features(raw, self.spec, e.video_id),
+                            clip_centre_times(_raw_length(raw), e.duration, self.spec))
 
 
 def collate_mcqa(items: Sequence[QuestionItem], segments: bool = True) -> dict[str, Any]:
@@ -392,11 +444,20 @@ def collate_mcqa(items: Sequence[QuestionItem], segments: bool = True) -> dict[s
     batch.update(qids=[e.qid for e in es], questions=[e.question for e in es],
                  candidates=[list(e.candidates) for e in es],
                  answers=torch.tensor([e.answer for e in es], dtype=torch.long))
-    spans = [(r, e) for r, e in enumerate(es) if e.window is not None] if segments else []
-    if spans:
-        batch["seg_video"] = torch.tensor([r for r, _ in spans], dtype=torch.long)
-        batch["seg_windows"] = torch.tensor([e.window for _, e in spans], dtype=torch.float32)
-        batch["seg_texts"] = [join_qa(e.question, e.candidates[e.answer]) for _, e in spans]
+    if not segments:
+        return batch
+    pairs = [(r, join_qa(e.question, e.candidates[e.answer]), e.window)
+             for r, e in enumerate(es) if e.window is not None]
+    seen: set[str] = set()
+    for r, e in enumerate(es):  # several questions of one video share its sentences: add once
+        if e.video_id not in seen:
+            seen.add(e.video_id)
+            pairs += [(r, s, w) for s, w in zip(e.sentences, e.windows)]
+    if pairs:
+        batch["seg_video"] = torch.tensor([r for r, _, _ in pairs], dtype=torch.long)
+        batch["seg_windows"] = torch.tensor([w for _, _, w in pairs], dtype=torch.float32)
+        batch["seg_texts"] = [t for _, t, _ in pairs]
+        _add_centres(batch, items)
     return batch
 
 
