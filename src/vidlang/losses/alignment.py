@@ -1,0 +1,347 @@
+"""Sequence distances between a sentence sequence and a clip sequence: DTW, soft-DTW and OTAM.
+
+All kernels take a batch of cost matrices ``cost [B, N, M]`` (rows: sentences, columns: clips)
+with prefix validity masks ``row_mask [B, N]`` / ``col_mask [B, M]`` (True at the first
+``n_b`` / ``m_b`` positions). Each pair's distance reads only its own ``n_b x m_b`` block, so
+padding never changes a value (no +inf / zero-cost corridors).
+
+The dynamic programme runs over anti-diagonals: cells with the same ``i + j`` are independent,
+so one vectorised step fills a whole diagonal for the whole batch (n + m steps, no loop over
+cells). Tables are stored *skewed* (``[B, i + j, i]``) so each step reads contiguous slices.
+The backward pass is a custom autograd function running Cuturi & Blondel's (ICML 2017)
+gradient recursion over the same diagonals; it keeps only the value table, never a graph.
+
+Kinds (registered in :data:`SEQUENCE_DISTANCES`): ``dtw`` (hard, min), ``softdtw`` (soft-min
+with smoothing ``gamma``), ``otam`` / ``softotam`` (Cao et al. 2020 as used by TempCLR: one
+zero column padded before and after the clip axis; middle columns allow diagonal and horizontal
+moves only, the padded ones also vertical ones, so the path may start and end anywhere).
+Normalisation (:data:`NORMALISATIONS`): ``none``, ``path`` (divide by the length of the
+optimal path; for soft kinds its expected length under the Gibbs path distribution, treated as
+a constant), ``n_plus_m`` and ``area`` (divide by n*m, the release's per-pair area scaling up to
+its set-wide constant ``max_len^2``). See docs/models.md (TempCLR).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from vidlang.registry import Registry
+
+INF = float("inf")
+DIAG, UP, LEFT = 0, 1, 2  # predecessor of cell (i, j): (i-1, j-1), (i-1, j), (i, j-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# masks and cost matrices
+# ---------------------------------------------------------------------------------------------
+def prefix_lengths(mask: torch.Tensor | None, size: int, batch: int, name: str,
+                   device: torch.device) -> torch.Tensor:
+    """Lengths [B] of prefix masks [B, size]; all-valid when ``mask`` is None.
+
+    A mask that is not a prefix (a False before a True) or has an empty row is an error:
+    the kernels assume valid positions come first."""
+    if mask is None:
+        return torch.full((batch,), size, dtype=torch.long, device=device)
+    if mask.shape != (batch, size):
+        raise ValueError(f"{name}: expected shape {(batch, size)}, got {tuple(mask.shape)}")
+    mask = mask.bool()
+    lengths = mask.sum(dim=1)
+    expected = torch.arange(size, device=mask.device)[None, :] < lengths[:, None]
+    if not bool(torch.equal(mask, expected)):
+        bad = int((mask != expected).any(dim=1).nonzero()[0])
+        raise ValueError(f"{name}: row {bad} is not a prefix mask (valid positions must come first)")
+    if bool((lengths == 0).any()):
+        bad = int((lengths == 0).nonzero()[0])
+        raise ValueError(f"{name}: row {bad} has no valid position")
+    return lengths.to(device)
+
+
+def cosine_cost(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """``1 - cos(x_i, y_j)`` for x [B, N, D] and y [B, M, D] -> [B, N, M] (TempCLR's cost)."""
+    return 1.0 - F.normalize(x, dim=-1, eps=eps) @ F.normalize(y, dim=-1, eps=eps).transpose(-1, -2)
+
+
+def dot_cost(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``1 - x_i . y_j`` on raw vectors: the release's evaluation cost (faithful mode only)."""
+    return 1.0 - x @ y.transpose(-1, -2)
+
+
+COSTS: Registry[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = Registry("alignment cost")
+COSTS.register("cosine")(cosine_cost)
+COSTS.register("dot")(dot_cost)
+
+
+# ---------------------------------------------------------------------------------------------
+# skewed (anti-diagonal) layout
+# ---------------------------------------------------------------------------------------------
+def _grid(batch: int, n: int, m: int, like: torch.Tensor, lead: tuple[int, ...] = ()
+          ) -> torch.Tensor:
+    """Zeroed storage for per-cell tables: a flat row-major [N+1, M+1] grid per pair plus M+1
+    slack entries, so that :func:`_skew_view` never leaves the storage."""
+    return like.new_zeros((*lead, batch, (n + 1) * (m + 1) + m + 1))
+
+
+def _skew_view(flat: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    """A zero-copy anti-diagonal view [N+M+2, B, N+2] of a grid from :func:`_grid`.
+
+    Slot (k, b, i) is cell (i, k - i), at flat offset i(M+1) + k - i = k + iM, so one
+    anti-diagonal is one strided slice. Slots whose j = k - i leaves [0, M] alias column-0
+    cells or the slack, which the recursions never write and so stay zero. Leading dims of
+    ``flat`` (e.g. the three predecessor weights) are kept after the diagonal axis."""
+    lead = flat.shape[:-2]
+    size = (n + m + 2, *lead, flat.shape[-2], n + 2)
+    stride = (1, *flat.stride()[:-2], flat.stride(-2), m)
+    return flat.as_strided(size, stride, flat.storage_offset())
+
+
+def _cell_view(flat: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    """The [B, N+1, M+1] cell view of a grid from :func:`_grid`."""
+    return flat[..., :(n + 1) * (m + 1)].unflatten(-1, (n + 1, m + 1))
+
+
+def _dp_forward(cost: torch.Tensor, blocked_flipped: torch.Tensor | None, gamma: float,
+                rows: torch.Tensor, cols: torch.Tensor, n: int, m: int, track_length: bool
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run the recursion one anti-diagonal at a time over skewed ``cost`` [K, B, N+2].
+
+    Returns each pair's value at its terminal cell (n_b, m_b), the per-cell weights of the
+    three predecessors (diagonal, up, left) in that cell's (soft-)min as a grid [3, B, ...]
+    (the soft-min's softmax weights, or a one-hot of the hard argmin with ties broken
+    diagonal, up, left) - all the backward pass needs - and the expected path lengths
+    (zeros unless ``track_length``). ``blocked_flipped`` [B, M+1] marks, at M - j, columns j
+    a vertical move may not enter (OTAM; flipped so a diagonal's columns are one increasing
+    slice); None allows vertical moves everywhere (DTW). Values live in a rolling buffer of
+    three diagonals."""
+    _, batch, n2 = cost.shape
+    weights_flat = _grid(batch, n, m, cost, lead=(3,))
+    weights = _skew_view(weights_flat, n, m)  # [K, 3, B, N+2]
+    r = cost.new_full((3, batch, n2), INF)
+    r[0, :, 0] = 0.0
+    length = cost.new_zeros((3, batch, n2)) if track_length else None
+    end_k = (rows + cols).tolist()
+    finals = cost.new_zeros(batch)
+    final_len = cost.new_zeros(batch)
+    ends: dict[int, list[int]] = {}
+    for b, k in enumerate(end_k):
+        ends.setdefault(k, []).append(b)
+    neg_inv_gamma = -1.0 / gamma if gamma > 0 else 0.0
+    for k in range(2, n + m + 1):
+        lo, hi = max(1, k - m), min(n, k - 1)
+        cur, prev, prev2 = r[k % 3], r[(k - 1) % 3], r[(k - 2) % 3]
+        up = prev[:, lo - 1:hi]
+        if blocked_flipped is not None:
+            up = up.masked_fill(blocked_flipped[:, m - k + lo:m - k + hi + 1], INF)
+        preds = torch.stack((prev2[:, lo - 1:hi], up, prev[:, lo:hi + 1]))
+        if gamma > 0:  # every computed cell has a finite predecessor, so ``low`` is finite
+            low = preds.amin(dim=0)
+            w = preds.sub_(low).mul_(neg_inv_gamma).exp_()
+            total = w.sum(dim=0)
+            w.div_(total)
+            value = low - gamma * torch.log(total)
+        else:
+            value, pick = preds.min(dim=0)
+            w = torch.zeros_like(preds).scatter_(0, pick[None], 1.0)
+        weights[k, :, :, lo:hi + 1] = w
+        cur.fill_(INF)
+        torch.add(cost[k, :, lo:hi + 1], value, out=cur[:, lo:hi + 1])
+        if length is not None:
+            lens = torch.stack((length[(k - 2) % 3, :, lo - 1:hi], length[(k - 1) % 3, :, lo - 1:hi],
+                                length[(k - 1) % 3, :, lo:hi + 1]))
+            length[k % 3].zero_()
+            length[k % 3, :, lo:hi + 1] = 1.0 + (w * lens).sum(dim=0)
+        if k in ends:
+            idx = torch.tensor(ends[k], device=cost.device)
+            finals[idx] = cur[idx, rows[idx]]
+            if length is not None:
+                final_len[idx] = length[k % 3][idx, rows[idx]]
+    return finals, weights_flat, final_len
+
+
+def _dp_backward(weights_flat: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
+                 n: int, m: int) -> torch.Tensor:
+    """Expected alignment E [B, N+1, M+1] = d distance / d cost (Cuturi & Blondel's recursion).
+
+    E[p] = sum over successors s of E[s] * w_s(p), where w_s(p) is the weight p had in s's
+    soft-min (exp((R[s] - C[s] - R[p]) / gamma), or the hard choice), seeded with E = 1 at
+    each pair's terminal cell. Cells outside a pair's block have no path to its terminal cell,
+    so their E stays 0."""
+    batch = weights_flat.shape[1]
+    e_flat = _grid(batch, n, m, weights_flat)
+    _cell_view(e_flat, n, m)[torch.arange(batch, device=e_flat.device), rows, cols] = 1.0
+    e = _skew_view(e_flat, n, m)
+    w_diag, w_up, w_left = (_skew_view(weights_flat[d], n, m) for d in (DIAG, UP, LEFT))
+    for k in range(n + m - 1, 1, -1):
+        lo, hi = max(1, k - m), min(n, k - 1)
+        target = e[k, :, lo:hi + 1]
+        target.addcmul_(e[k + 1, :, lo + 1:hi + 2], w_up[k + 1, :, lo + 1:hi + 2])
+        target.addcmul_(e[k + 1, :, lo:hi + 1], w_left[k + 1, :, lo:hi + 1])
+        target.addcmul_(e[k + 2, :, lo + 1:hi + 2], w_diag[k + 2, :, lo + 1:hi + 2])
+    return _cell_view(e_flat, n, m)
+
+
+class _AlignmentDP(torch.autograd.Function):
+    """Batched (soft-)DTW value with a custom backward that reuses the forward's weights."""
+
+    @staticmethod
+    def forward(ctx: Any, cost: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
+                up_ok_cols: torch.Tensor | None, gamma: float, track_length: bool
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        batch, n, m = cost.shape
+        i = torch.arange(n, device=cost.device)
+        j = torch.arange(m, device=cost.device)
+        valid = (i[None, :, None] < rows[:, None, None]) & (j[None, None, :] < cols[:, None, None])
+        # cells outside a pair's block get cost 0, so NaN/inf padding cannot leak into weights
+        flat = _grid(batch, n, m, cost)
+        _cell_view(flat, n, m)[:, 1:, 1:] = torch.where(
+            valid, cost, torch.zeros((), dtype=cost.dtype, device=cost.device))
+        blocked_flipped = None
+        if up_ok_cols is not None:  # OTAM: column j+1 of the grid is column j of the cost
+            col_ok = torch.ones((batch, m + 1), dtype=torch.bool, device=cost.device)
+            col_ok[:, 1:] = up_ok_cols
+            blocked_flipped = (~col_ok).flip(-1).contiguous()
+        value, weights_flat, path_len = _dp_forward(_skew_view(flat, n, m), blocked_flipped,
+                                                    gamma, rows, cols, n, m, track_length)
+        ctx.save_for_backward(weights_flat, rows, cols)
+        ctx.meta = (n, m)
+        ctx.mark_non_differentiable(path_len)
+        return value, path_len
+
+    @staticmethod
+    def backward(ctx: Any, grad_value: torch.Tensor, _grad_len: torch.Tensor) -> tuple[Any, ...]:
+        n, m = ctx.meta
+        weights_flat, rows, cols = ctx.saved_tensors
+        e = _dp_backward(weights_flat, rows, cols, n, m)
+        return e[:, 1:, 1:] * grad_value[:, None, None], None, None, None, None, None
+
+
+def _run_dp(cost: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
+            up_ok_cols: torch.Tensor | None, gamma: float, track_length: bool
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    if gamma < 0:
+        raise ValueError(f"gamma must be >= 0, got {gamma}")
+    return _AlignmentDP.apply(cost, rows, cols, up_ok_cols, float(gamma), track_length)
+
+
+# ---------------------------------------------------------------------------------------------
+# the four kinds
+# ---------------------------------------------------------------------------------------------
+def _dtw(cost: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, gamma: float,
+         track_length: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    return _run_dp(cost, rows, cols, None, gamma, track_length)
+
+
+def _otam(cost: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, gamma: float,
+          track_length: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """OTAM: zero columns at clip positions 0 and m_b + 1 (per pair), vertical moves only there."""
+    batch, n, m = cost.shape
+    padded = cost.new_zeros((batch, n, m + 2))
+    col_idx = torch.arange(m + 2, device=cost.device)[None, :]
+    real = (col_idx >= 1) & (col_idx <= cols[:, None])
+    padded[:, :, 1:m + 1] = cost
+    padded = torch.where(real[:, None, :], padded, torch.zeros((), dtype=cost.dtype,
+                                                               device=cost.device))
+    up_ok = (col_idx == 0) | (col_idx == cols[:, None] + 1)
+    return _run_dp(padded, rows, cols + 2, up_ok, gamma, track_length)
+
+
+_Kernel = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float, bool],
+                   tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class DistanceKind:
+    """A registered sequence distance: its kernel and whether it smooths the min."""
+
+    kernel: _Kernel
+    soft: bool
+
+
+SEQUENCE_DISTANCES: Registry[DistanceKind] = Registry("sequence distance")
+SEQUENCE_DISTANCES.register("dtw")(DistanceKind(_dtw, soft=False))
+SEQUENCE_DISTANCES.register("softdtw")(DistanceKind(_dtw, soft=True))
+SEQUENCE_DISTANCES.register("otam")(DistanceKind(_otam, soft=False))
+SEQUENCE_DISTANCES.register("softotam")(DistanceKind(_otam, soft=True))
+
+_Normaliser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+NORMALISATIONS: Registry[_Normaliser] = Registry("length normalisation")
+NORMALISATIONS.register("none")(lambda d, n, m, path: d)
+NORMALISATIONS.register("path")(lambda d, n, m, path: d / path.clamp_min(1.0))
+NORMALISATIONS.register("n_plus_m")(lambda d, n, m, path: d / (n + m).to(d.dtype))
+NORMALISATIONS.register("area")(lambda d, n, m, path: d / (n * m).to(d.dtype))
+
+
+def sequence_distance(cost: torch.Tensor, row_mask: torch.Tensor | None = None,
+                      col_mask: torch.Tensor | None = None, kind: str = "softdtw",
+                      gamma: float = 0.1, normalise: str = "none") -> torch.Tensor:
+    """Distances [B] of a batch of cost matrices [B, N, M] under ``kind`` (see module doc).
+
+    ``gamma`` is the soft-min temperature of ``softdtw`` / ``softotam`` (ignored by the hard
+    kinds). Differentiable with respect to ``cost`` for every kind (hard kinds: the
+    sub-gradient of the optimal path)."""
+    if cost.dim() != 3:
+        raise ValueError(f"cost must be [B, N, M], got shape {tuple(cost.shape)}")
+    spec = SEQUENCE_DISTANCES.get(kind)
+    normaliser = NORMALISATIONS.get(normalise)
+    batch, n, m = cost.shape
+    rows = prefix_lengths(row_mask, n, batch, "row_mask", cost.device)
+    cols = prefix_lengths(col_mask, m, batch, "col_mask", cost.device)
+    if spec.soft and gamma <= 0:
+        raise ValueError(f"{kind} needs gamma > 0, got {gamma}")
+    value, path = spec.kernel(cost, rows, cols, gamma if spec.soft else 0.0, normalise == "path")
+    return normaliser(value, rows, cols, path)
+
+
+def pairwise_sequence_distance(text: torch.Tensor, text_mask: torch.Tensor, video: torch.Tensor,
+                               video_mask: torch.Tensor, kind: str = "dtw", gamma: float = 0.1,
+                               normalise: str = "none", cost: str = "cosine",
+                               chunk_pairs: int = 4096) -> torch.Tensor:
+    """Distances [P, V] of every paragraph (text [P, N, D]) to every video (video [V, M, D]),
+    computed in chunks of ``chunk_pairs`` pairs to bound memory."""
+    cost_fn = COSTS.get(cost)
+    p, v = text.shape[0], video.shape[0]
+    out = text.new_empty((p, v))
+    rows_per_chunk = max(1, chunk_pairs // max(v, 1))
+    for start in range(0, p, rows_per_chunk):
+        t = text[start:start + rows_per_chunk]
+        tm = text_mask[start:start + rows_per_chunk]
+        q = t.shape[0]
+        c = cost_fn(t[:, None].expand(q, v, *t.shape[1:]).reshape(q * v, *t.shape[1:]),
+                    video[None].expand(q, v, *video.shape[1:]).reshape(q * v, *video.shape[1:]))
+        d = sequence_distance(c, tm[:, None].expand(q, v, tm.shape[1]).reshape(q * v, -1),
+                              video_mask[None].expand(q, v, video_mask.shape[1]).reshape(q * v, -1),
+                              kind=kind, gamma=gamma, normalise=normalise)
+        out[start:start + q] = d.reshape(q, v)
+    return out
+
+
+def reference_distance(cost: torch.Tensor, kind: str = "softdtw", gamma: float = 0.1
+                       ) -> torch.Tensor:
+    """Plain O(n*m) cell-by-cell dynamic programme for ONE cost matrix [n, m] (autograd
+    through torch ops). The test oracle and the benchmark baseline; slow on purpose."""
+    soft = SEQUENCE_DISTANCES.get(kind).soft
+    n, m = cost.shape
+    otam = kind in ("otam", "softotam")
+    if otam:
+        cost = F.pad(cost, (1, 1))
+        m += 2
+
+    def smin(values: list[torch.Tensor]) -> torch.Tensor:
+        stacked = torch.stack(values)
+        return -gamma * torch.logsumexp(-stacked / gamma, dim=0) if soft else stacked.min()
+
+    inf = cost.new_tensor(INF)
+    table: list[list[torch.Tensor]] = [[inf] * (m + 1) for _ in range(n + 1)]
+    table[0][0] = cost.new_zeros(())
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            vertical_ok = not otam or j in (1, m)
+            preds = [table[i - 1][j - 1], table[i][j - 1]]
+            if vertical_ok:
+                preds.append(table[i - 1][j])
+            table[i][j] = cost[i - 1, j - 1] + smin(preds)
+    return table[n][m]
