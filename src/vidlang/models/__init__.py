@@ -1,3 +1,5 @@
 import vidlang.models.mmn  # noqa: F401
 import vidlang.models.retrieval  # noqa: F401
 import vidlang.models.mcqa  # noqa: F401
+import vidlang.models.cpl  # noqa: F401
+import vidlang.models.ccr  # noqa: F401

@@ -21,6 +21,7 @@ feature store, features already resampled as the model's :meth:`feature_spec` as
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -89,6 +90,11 @@ class VidlangModel(nn.Module):
 
     def on_train_epoch_start(self, state: TrainState) -> None:
         """Hook for schedules that depend on the epoch (e.g. freezing the text encoder)."""
+
+    def prepare(self, train_records: Sequence[Any]) -> None:
+        """Hook the engine calls once before training with the training split's records, for
+        models that derive state from the data (CPL/CCR build their word vocabulary here and
+        keep it in buffers, so it is saved with the weights). Default: nothing."""
 
     @classmethod
     def from_pretrained(cls, path: str | Path, map_location: str | torch.device = "cpu") -> VidlangModel:
