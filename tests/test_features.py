@@ -202,3 +202,16 @@ def test_segment_average_matches_the_mmn_loop_rule(t: int, p: int) -> None:
     b = np.minimum(np.round(np.arange(p + 1) * t / p).astype(int), t - 1)
     ref = np.stack([normed[b[k]:b[k + 1]].mean(0) if b[k + 1] > b[k] else normed[b[k]] for k in range(p)])
     np.testing.assert_allclose(segment_average(feats, p), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_hdf5_store_pickles_without_its_handle(tmp_path: Path) -> None:
+    """DataLoader workers receive the store pickled; it reopens the file on first use."""
+    import pickle
+
+    path = write_canonical_h5(tmp_path / "f.h5", _items(), 2.0)
+    store = open_feature_store(path)
+    first = store["vidA"]
+    clone = pickle.loads(pickle.dumps(store))
+    np.testing.assert_array_equal(clone["vidA"], first)
+    store.close()
+    clone.close()

@@ -113,7 +113,7 @@ def test_jsonl_multi_window_record_keeps_good_windows(tmp_path: Path) -> None:
 
 
 def test_canonical_jsonl_roundtrip(tmp_path: Path) -> None:
-    rec = GroundingRecord("q1", "v1", 20.0, "a query", ((1.0, 2.5), (3.0, 4.0)),
+    rec = GroundingRecord("q1", "v1", 20.0, "a query", ((1.0, 2.5), (3.0, 4.0)), split="val",
                           relevant_clip_ids=(0, 1), saliency_scores=((1, 2, 3), (0, 0, 4)))
     write_grounding_jsonl([rec], tmp_path / "c.jsonl")
     (back,), report = READERS.get("vidlang_jsonl")(tmp_path / "c.jsonl")

@@ -127,6 +127,15 @@ STANDARD_DATASETS: dict[str, FileDataset] = {
         "paragraphs": _table("timestamps_json_paragraphs", _ANET),
         "captions": _table("timestamps_json_captions", _ANET),
     }),
+    # CPL's releases: the SCN subset of Charades-STA and CPL's ActivityNet val_1 / val_2 lists
+    "charades_sta_cpl": FileDataset("charades_sta_cpl", {
+        "grounding": _table("cpl_list_json", {"train": "charades_sta/cpl_charades_train.json",
+                                              "test": "charades_sta/cpl_charades_test.json"}),
+    }),
+    "activitynet_cpl": FileDataset("activitynet_cpl", {
+        "grounding": _table("cpl_list_json", {"val_1": "activitynet_captions/cpl_val_data.json",
+                                              "val_2": "activitynet_captions/cpl_test_data.json"}),
+    }),
     "tacos": FileDataset("tacos", {
         "grounding": _table("tacos_2dtan", {s: f"tacos/{s}.json" for s in ("train", "val", "test")}),
     }),

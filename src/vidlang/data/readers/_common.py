@@ -187,6 +187,8 @@ class GroundingBuilder:
 
     def add(self, loc: Loc, qid: str, video_id: str, duration: float, query: str,
             windows: Sequence[Window], **fields: Any) -> GroundingRecord | None:
+        """Add one record (``fields``: other GroundingRecord fields; ``split`` defaults to the
+        builder's) unless the window policy drops it."""
         self.report.read += 1
         if not self.policy.check_duration(duration, loc):
             return None
@@ -195,8 +197,9 @@ class GroundingBuilder:
             self.policy.drop(fitted.refused, loc)
             return None
         self.policy.note(fitted.notes, loc)
+        fields.setdefault("split", self.split)
         record = GroundingRecord(qid=qid, video_id=video_id, duration=duration, query=query,
-                                 windows=tuple(fitted.kept), split=self.split, **fields)
+                                 windows=tuple(fitted.kept), **fields)
         self.records.append(record)
         self.report.kept += 1
         return record

@@ -54,7 +54,8 @@ def read_moment_detr_jsonl(path: str | Path, *, split: str | None = None,
                     to_float(field_of(obj, "duration", loc), loc, "duration"),
                     expect(field_of(obj, "query", loc), str, loc, "query"), windows,
                     relevant_clip_ids=None if clip_ids is None else _int_tuple(clip_ids, loc, "relevant_clip_ids"),
-                    saliency_scores=saliency, extra=extra)
+                    saliency_scores=saliency, extra=extra,
+                    split=split if split is not None else obj.get("split"))
     return builder.result()
 
 
