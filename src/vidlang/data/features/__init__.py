@@ -15,6 +15,7 @@ from vidlang.data.features.resample import (
     resample,
     segment_average,
     uniform_pick,
+    uniform_pick_indices,
 )
 from vidlang.data.features.stores import (
     CanonicalFeatureStore,
@@ -42,6 +43,7 @@ __all__ = [
     "resample",
     "segment_average",
     "uniform_pick",
+    "uniform_pick_indices",
     "validate_store",
     "write_canonical_h5",
 ]
