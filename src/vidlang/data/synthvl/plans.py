@@ -67,10 +67,11 @@ class EventSampler:
         return rest[int(rng.integers(len(rest)))]
 
 
-def _sequence(cfg: SynthVLConfig, sampler: EventSampler, rng: np.random.Generator) -> list[Composition]:
+def _sequence(cfg: SynthVLConfig, sampler: EventSampler, rng: np.random.Generator,
+              allow_repeat: bool = True) -> list[Composition]:
     """Distinct events; with ``repeat_event_prob`` one event recurs at a non-adjacent place."""
     n = int(rng.integers(cfg.events_min, cfg.events_max + 1))
-    repeat = n >= 3 and rng.random() < cfg.repeat_event_prob
+    repeat = allow_repeat and n >= 3 and rng.random() < cfg.repeat_event_prob
     distinct = n - 1 if repeat else n
     events: list[Composition] = []
     while len(events) < distinct:
@@ -149,7 +150,9 @@ def plan_split(cfg: SynthVLConfig, world: World, split: str, seed: int) -> list[
     sampler = EventSampler(pool, world, bias)
     n_videos = cfg.split_size(split)
     n_hard, n_shuf = pair_counts(cfg, n_videos)
-    bases = [_sequence(cfg, sampler, rng) for _ in range(n_videos - n_hard - n_shuf)]
+    # bases [n_hard, n_hard + n_shuf) get a reordered twin, so their events are all distinct
+    bases = [_sequence(cfg, sampler, rng, allow_repeat=not n_hard <= k < n_hard + n_shuf)
+             for k in range(n_videos - n_hard - n_shuf)]
     # (events, index of the base it derives from, relation)
     items: list[tuple[list[Composition], int | None, str | None]] = [(b, None, None) for b in bases]
     for k in range(n_hard):
