@@ -60,6 +60,11 @@ def test_unknown_key_names_the_key(layered, override, key):
     ("data.batch_unit=frame", "data.batch_unit"),
     ("data.batch_size=0", "data.batch_size"),
     ("optim.scheduler.name=cosine", "optim.scheduler.name"),
+    ("data.select_split=valid", "data.select_split"),
+    ("data.dataset=nope", "data.dataset"),
+    ("eval.metric=R@9", "eval.metric"),
+    ("eval.preset=nope", "eval.preset"),
+    ("eval.overrides.thresholds=[2.0]", "eval.overrides"),
 ])
 def test_wrong_type_or_value_names_the_key(layered, override, key):
     with pytest.raises(ConfigError, match=rf"^{key}"):

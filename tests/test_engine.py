@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import lightning as L
@@ -100,24 +101,27 @@ def test_resume_without_state_is_a_clear_error(tmp_path):
         train(cfg, tmp_path / "none", pipeline=toy_pipeline(cfg), resume=True)
 
 
-def test_model_selection_exports_best_with_label(tmp_path, monkeypatch):
-    cfg = toy_config(data={"select_split": "val"}, eval={"metric": "hit"}, trainer={"max_epochs": 2})
+def test_model_selection_exports_best_with_label(tmp_path):
+    cfg = toy_config(data={"select_split": "val"}, eval={"metric": "mIoU"}, trainer={"max_epochs": 3})
     pipe = toy_pipeline(cfg)
-    calls = []
+    scores = []
+    pipe_evaluate = pipe.evaluate
 
-    def fake_metrics(outputs, split):
-        preds = pipe.predictions(outputs, split)
-        calls.append(split)
-        gt = {r.qid: r.windows[0] for r in pipe.records(split)}
-        hits = [abs(p["pred_relevant_windows"][0][0] - gt[p["qid"]][0]) < 2 for p in preds]
-        return {"hit": sum(hits) / len(hits), "n": len(preds)}
+    def recording(outputs, split):
+        metrics = pipe_evaluate(outputs, split)
+        scores.append((split, metrics["mIoU [mmn]"]))
+        return metrics
 
-    monkeypatch.setattr(pipe, "evaluate", fake_metrics)
+    pipe.evaluate = recording
     result = train(cfg, tmp_path / "sel", pipeline=pipe)
-    assert calls == ["val", "val"]
-    assert result.best_dir is not None and (result.best_dir / "info.json").is_file()
-    info = (result.best_dir / "info.json").read_text()
-    assert '"selected_on": "val"' in info and '"test_selected": false' in info
+    assert [s for s, _ in scores] == ["val"] * 3
+    best = max(range(3), key=lambda i: (scores[i][1], -i))
+    info = json.loads((result.best_dir / "info.json").read_text())
+    assert info["epoch"] == best + 1 and info["score"] == scores[best][1] == result.best_score
+    assert info["metric"] == "mIoU [mmn]" and info["selected_on"] == "val" and not info["test_selected"]
+    with open(tmp_path / "sel" / "logs" / "csv" / "metrics.csv", newline="") as f:
+        logged = [float(r["val/mIoU [mmn]"]) for r in csv.DictReader(f) if r.get("val/mIoU [mmn]")]
+    assert logged == pytest.approx([v for _, v in scores])
 
 
 def test_save_pretrained_rejects_mismatched_weights(tmp_path):

@@ -8,29 +8,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import vidlang.metrics
 from engine_toy import ToyGrounder, write_fake_dataset
 from vidlang.cli.main import app, main
+from vidlang.metrics import evaluate_grounding
 from vidlang.predictor import GroundingPredictor
-
-
-def _mean_top1_iou(predictions, ground_truth, preset="mmn", **overrides):
-    """Stand-in scorer until vidlang.metrics lands: mean IoU of each top-1 window."""
-    gt = {g["qid"]: g["relevant_windows"][0] for g in ground_truth}
-    ious = []
-    for p in predictions:
-        s, e = p["pred_relevant_windows"][0][:2]
-        gs, ge = gt[p["qid"]]
-        inter = max(0.0, min(e, ge) - max(s, gs))
-        ious.append(inter / (max(e, ge) - min(s, gs)))
-    return {"mIoU": float(np.mean(ious)), "preset": preset}
-
-
-@pytest.fixture
-def scorer(monkeypatch):
-    if not hasattr(vidlang.metrics, "evaluate_grounding"):
-        monkeypatch.setattr(vidlang.metrics, "evaluate_grounding", _mean_top1_iou, raising=False)
-    return vidlang.metrics.evaluate_grounding
 
 
 @pytest.fixture
@@ -47,7 +28,7 @@ def experiment(tmp_path):
     return cfg, feats
 
 
-def test_train_eval_predict_commands(tmp_path, experiment, scorer):
+def test_train_eval_predict_commands(tmp_path, experiment):
     cfg, feats = experiment
     runner = CliRunner()
     out = tmp_path / "run"
@@ -67,7 +48,7 @@ def test_train_eval_predict_commands(tmp_path, experiment, scorer):
     assert all(len(w) == 3 and w[0] < w[1] for p in preds for w in p["pred_relevant_windows"])
     metrics = json.loads((ev / "metrics.json").read_text())
     assert metrics["split"] == "test" and metrics["selected_on"] == "val" and not metrics["test_selected"]
-    assert metrics["metrics"] == json.loads(json.dumps(scorer(
+    assert metrics["metrics"] == json.loads(json.dumps(evaluate_grounding(
         [{k: p[k] for k in ("qid", "pred_relevant_windows")} for p in preds],
         [json.loads(x) for x in (tmp_path / "data" / "qvhighlights" / "highlight_test_with_gt.jsonl").read_text().splitlines()],
         preset="mmn")))
@@ -81,7 +62,7 @@ def test_train_eval_predict_commands(tmp_path, experiment, scorer):
     assert all(len(x["pred_relevant_windows"]) == 2 for x in lines)
 
 
-def test_predictor_matches_model_predict(tmp_path, experiment, scorer):
+def test_predictor_matches_model_predict(tmp_path, experiment):
     cfg, feats = experiment
     from vidlang.engine.config import load_config
     from vidlang.engine.run import train

@@ -31,7 +31,7 @@ from vidlang.engine.checkpoint import (
 )
 from vidlang.engine.config import save_config
 from vidlang.engine.module import VidlangLightningModule
-from vidlang.engine.pipelines.base import TaskPipeline, flatten_metrics
+from vidlang.engine.pipelines.base import TaskPipeline, flatten_metrics, resolve_metric_key
 from vidlang.engine.plots import plot_training_curves
 from vidlang.engine.schema import ExperimentConfig
 from vidlang.errors import ConfigError, VidlangError
@@ -75,9 +75,7 @@ class ExportBest(L.Callback):
         if trainer.sanity_checking or not isinstance(pl_module, VidlangLightningModule):
             return
         flat = flatten_metrics(pl_module.last_metrics)
-        key = self.cfg.eval.metric
-        if key not in flat:
-            raise ConfigError(f"eval.metric: {key!r} is not among the metrics: {', '.join(sorted(flat))}")
+        key = resolve_metric_key(list(flat), self.cfg.eval.metric)
         score = flat[key]
         if self.best_score is not None and score <= self.best_score:
             return

@@ -58,7 +58,7 @@ class EvalConfig:
     """Evaluation and model selection. ``metric`` is a key of the pipeline's metrics dict."""
 
     preset: str = "mmn"  # vidlang.metrics preset (grounding)
-    metric: str = "R1@0.5"  # model-selection metric (higher is better)
+    metric: str = "R@1,IoU>=0.5"  # model-selection metric key (higher is better; tag optional)
     every_n_epochs: int = 1
     overrides: dict[str, Any] = field(default_factory=dict)  # extra metric options
 

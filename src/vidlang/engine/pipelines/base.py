@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from vidlang.engine.schema import DataConfig, ExperimentConfig
-from vidlang.errors import ConfigError
+from vidlang.errors import ConfigError, RegistryError
 from vidlang.models.base import FeatureSpec
 
 
@@ -98,6 +98,26 @@ class TaskPipeline(ABC):
         if data.num_workers < 0:
             raise ConfigError(f"data.num_workers: must be >= 0, got {data.num_workers}")
 
+    @staticmethod
+    def check_splits(cfg: ExperimentConfig, kind: str) -> None:
+        """``data.dataset`` is registered and has the configured ``kind`` splits (when the
+        dataset lists its splits), so a typo fails before training, naming the key."""
+        from vidlang.registry import DATASETS
+
+        data = cfg.data
+        try:
+            source = DATASETS.get(data.dataset)
+        except RegistryError as e:
+            raise ConfigError(f"data.dataset: {e}") from None
+        if not hasattr(source, "splits"):
+            return
+        known = list(source.splits(kind))
+        for key in ("train_split", "select_split", "test_split"):
+            split = getattr(data, key)
+            if split is not None and split not in known:
+                raise ConfigError(f"data.{key}: {data.dataset!r} has no {kind} split {split!r} "
+                                  f"(splits: {', '.join(known) or 'none'})")
+
     @property
     def selection_is_test(self) -> bool:
         return self.data.select_split is not None and self.data.select_split == self.data.test_split
@@ -138,3 +158,22 @@ def flatten_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, floa
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             flat[name] = float(value)
     return flat
+
+
+def _loose(key: str) -> str:
+    """A metric name without its convention tag, spaces or the ``>=``/``>`` distinction."""
+    return key.split(" [", 1)[0].replace(" ", "").replace(">=", ">")
+
+
+def resolve_metric_key(keys: Sequence[str], wanted: str) -> str:
+    """The metrics key that ``eval.metric`` names: an exact key, else the one key equal to it
+    without the convention tag (``R@1,IoU>=0.5`` -> ``R@1,IoU>=0.5 [mmn]``), else the one key
+    equal up to ``>=`` vs ``>`` (so one selection metric serves the ``mmn`` and ``2dtan``
+    conventions). Anything else is a ConfigError listing the keys."""
+    if wanted in keys:
+        return wanted
+    for norm in (lambda k: k.split(" [", 1)[0].strip(), _loose):
+        hits = [k for k in keys if norm(k) == norm(wanted)]
+        if len(hits) == 1:
+            return hits[0]
+    raise ConfigError(f"eval.metric: {wanted!r} is not one of the metrics: {', '.join(sorted(keys))}")

@@ -21,7 +21,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from vidlang.data.records import ClampPolicy, GroundingRecord
-from vidlang.engine.pipelines.base import TaskPipeline, make_loader
+from vidlang.engine.pipelines.base import (
+    TaskPipeline,
+    flatten_metrics,
+    make_loader,
+    resolve_metric_key,
+)
 from vidlang.engine.schema import DataConfig, ExperimentConfig
 from vidlang.errors import ConfigError, DataError, RegistryError
 from vidlang.models.base import FeatureSpec
@@ -162,6 +167,27 @@ def feature_store_path(data: DataConfig) -> str:
     return str(Path(data.root) / default)
 
 
+def score_grounding(predictions: list[dict[str, Any]], ground_truth: list[dict[str, Any]],
+                    cfg: ExperimentConfig) -> dict[str, Any]:
+    """``vidlang.metrics.evaluate_grounding`` with ``eval.preset`` and ``eval.overrides``; the
+    preset's per-dataset settings (thresholds, NMS) for ``data.dataset`` apply when the preset
+    has them and ``eval.overrides`` names no ``dataset``. Errors name the ``eval`` key."""
+    from vidlang.metrics import evaluate_grounding, resolve_convention
+
+    options = dict(cfg.eval.overrides)
+    if "dataset" not in options:
+        try:
+            resolve_convention(cfg.eval.preset, cfg.data.dataset)
+            options["dataset"] = cfg.data.dataset
+        except ConfigError:
+            pass  # no per-dataset settings for this preset: use the preset's defaults
+    try:
+        return evaluate_grounding(predictions, ground_truth, preset=cfg.eval.preset, **options)
+    except ConfigError as e:
+        key = "eval.preset" if str(e).startswith("unknown grounding preset") else "eval.overrides"
+        raise ConfigError(f"{key}: {e}") from None
+
+
 class _StoreOpener:
     """Picklable, lazy ``open_feature_store(path, key_pattern)``."""
 
@@ -193,11 +219,17 @@ class GroundingPipeline(TaskPipeline):
     @classmethod
     def check_config(cls, cfg: ExperimentConfig) -> None:
         super().check_config(cfg)
+        cls.check_splits(cfg, "grounding")
         if cfg.data.batch_unit not in BATCH_UNITS:
             raise ConfigError(f"data.batch_unit: {cfg.data.batch_unit!r} is not one of {BATCH_UNITS}")
         policies = [p.value for p in ClampPolicy]
         if cfg.data.clamp not in policies:
             raise ConfigError(f"data.clamp: {cfg.data.clamp!r} is not one of {policies}")
+        keys = list(flatten_metrics(score_grounding(
+            [{"qid": "q", "pred_relevant_windows": [[0.0, 1.0, 1.0]]}],
+            [{"qid": "q", "duration": 2.0, "relevant_windows": [[0.0, 1.0]]}], cfg)))
+        if cfg.data.select_split is not None:
+            resolve_metric_key(keys, cfg.eval.metric)
 
     def records(self, split: str) -> list[GroundingRecord]:
         """Records of ``split`` (read once; the reader's report is kept in ``self.reports``
@@ -240,11 +272,8 @@ class GroundingPipeline(TaskPipeline):
         return out
 
     def evaluate(self, outputs: Sequence[Any], split: str) -> dict[str, Any]:
-        from vidlang.metrics import evaluate_grounding
-
         preds = self.predictions(outputs, split)
-        gt = [r.to_json() for r in self.records(split)]
-        return evaluate_grounding(preds, gt, preset=self.cfg.eval.preset, **dict(self.cfg.eval.overrides))
+        return score_grounding(preds, [r.to_json() for r in self.records(split)], self.cfg)
 
     def write_outputs(self, outputs: Sequence[Any], metrics: dict[str, Any], split: str,
                       out_dir: str | Path) -> list[Path]:
