@@ -8,6 +8,14 @@ One-shot functions (``evaluate_grounding``, ``evaluate_qvhighlights``, ``retriev
 
 from __future__ import annotations
 
+from vidlang.metrics.classes import (
+    BaseMetric,
+    GroundingMetric,
+    MCQAMetric,
+    QVHighlightsMetric,
+    RetrievalMetric,
+    StepRecallMetric,
+)
 from vidlang.metrics.conventions import PRESETS, GroundingConvention, resolve_convention
 from vidlang.metrics.grounding import (
     GroundingResult,
@@ -16,9 +24,27 @@ from vidlang.metrics.grounding import (
 )
 from vidlang.metrics.iou import max_iou_to_gt, paired_iou, temporal_iou
 from vidlang.metrics.nms import batched_nms, nms, soft_nms
+from vidlang.metrics.qa import mc_accuracy
+from vidlang.metrics.qvhighlights import evaluate_qvhighlights
+from vidlang.metrics.retrieval import dual_softmax, qb_norm, retrieval_metrics
+from vidlang.metrics.steps import step_recall
+from vidlang.metrics.table import metrics_table
 
 __all__ = [
     "PRESETS",
+    "BaseMetric",
+    "GroundingMetric",
+    "MCQAMetric",
+    "QVHighlightsMetric",
+    "RetrievalMetric",
+    "StepRecallMetric",
+    "dual_softmax",
+    "evaluate_qvhighlights",
+    "mc_accuracy",
+    "metrics_table",
+    "qb_norm",
+    "retrieval_metrics",
+    "step_recall",
     "GroundingConvention",
     "GroundingResult",
     "batched_nms",
