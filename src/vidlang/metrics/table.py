@@ -6,6 +6,9 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
+
+COUNT_WORDS = ("queries", "skipped", "steps", "tasks")
 
 
 def flatten(metrics: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -17,18 +20,20 @@ def flatten(metrics: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str,
             yield f"{prefix}{key}", value
 
 
-def format_value(value: Any) -> str:
+def format_value(key: str, value: Any) -> str:
+    """Counts as integers, other numbers with two decimals."""
     if isinstance(value, float):
-        return f"{value:.0f}" if value.is_integer() and abs(value) >= 100 else f"{value:.2f}"
+        if value.is_integer() and any(w in key for w in COUNT_WORDS):
+            return f"{value:.0f}"
+        return f"{value:.2f}"
     return str(value)
 
 
-def metrics_table(metrics: Mapping[str, Any], title: str | None = None,
-                  caption: str | None = None) -> Table:
-    """A two-column table: metric (with its convention tag) and value."""
-    table = Table(title=title, caption=caption, show_header=True, header_style="bold")
+def metrics_table(metrics: Mapping[str, Any], title: str | None = None) -> Table:
+    """A two-column table: metric (with its convention tag, shown literally) and value."""
+    table = Table(title=Text(title) if title else None, show_header=True, header_style="bold")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in flatten(metrics):
-        table.add_row(key, format_value(value))
+        table.add_row(Text(key), Text(format_value(key, value)))
     return table
