@@ -55,20 +55,16 @@ def bin_bounds(num_frames: int, num_bins: int, drop_last_frame: bool) -> np.ndar
 
 
 def _mean_in_bins(arr: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Bin k = mean of rows edges[k]..edges[k+1]-1; an empty bin repeats row edges[k] (nearest)."""
-    num_frames = arr.shape[0]
-    starts, ends = edges[:-1], edges[1:]
-    # One vectorised pass: reduceat over (start, end) pairs sums arr[start:end]; a zero row is
-    # appended so that end == T is a valid index. Empty bins are filled below.
-    padded = np.concatenate([arr, np.zeros((1, arr.shape[1]), dtype=arr.dtype)])
-    pairs = np.stack([starts, ends], axis=1).reshape(-1)
-    sums = np.add.reduceat(padded, pairs, axis=0)[::2]
-    counts = ends - starts
-    means = sums / np.maximum(counts, 1)[:, None]
-    empty = counts <= 0
-    if empty.any():
-        means[empty] = arr[np.minimum(starts[empty], num_frames - 1)]
-    return means.astype(np.float32, copy=False)
+    """Bin k = mean of rows edges[k]..edges[k+1]-1; an empty bin repeats row edges[k] (nearest).
+
+    A plain loop over bins of contiguous slice means: the same float32 arithmetic as the
+    upstream code (bit-identical results), and faster than the vectorised forms we measured
+    (prefix sums, ``np.add.reduceat``) because each bin is a contiguous slice.
+    """
+    last = arr.shape[0] - 1
+    bins = [arr[s:e].mean(axis=0) if e > s else arr[min(s, last)]
+            for s, e in zip(edges[:-1].tolist(), edges[1:].tolist())]
+    return np.stack(bins).astype(np.float32, copy=False)
 
 
 def segment_average(feats: np.ndarray, num_segments: int, l2_normalise: bool = True) -> np.ndarray:
