@@ -7,6 +7,7 @@ kept window's IoU is its maximum over the query's GT windows. All figures are pe
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,7 +109,7 @@ def recall_table(ious: np.ndarray, conv: GroundingConvention) -> dict[str, float
             out[f"R@{n},IoU{sym}{m:g} {tag}"] = 100.0 * float(hits.sum()) / q
     for kind in conv.miou:
         name, values = _MIOU[kind](ious if ious.shape[1] else np.full((len(ious), 1), -1.0), conv)
-        out[f"{name} {tag}"] = 100.0 * float(values.sum()) / q
+        out[f"{name} {tag}"] = 100.0 * math.fsum(values.tolist()) / q  # order-independent
     return out
 
 

@@ -13,6 +13,7 @@ a 10,000 x 10,000 matrix never needs a full-size temporary.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -89,7 +90,8 @@ def rank_summary(bounds: RankBounds, ks: tuple[int, ...], ties: str) -> dict[str
     if n == 0:
         return {}
     rank = bounds.rank(ties)
-    out = {f"R@{k}": 100.0 * float(bounds.hit_rate(k, ties).sum()) / n for k in ks}
+    # exact (order-independent) sums, so permuting the queries cannot change a digit
+    out = {f"R@{k}": 100.0 * math.fsum(bounds.hit_rate(k, ties).tolist()) / n for k in ks}
     out["MdR"] = float(np.median(rank)) + 1.0
-    out["MnR"] = float(rank.mean()) + 1.0
+    out["MnR"] = math.fsum(rank.tolist()) / n + 1.0
     return out
