@@ -296,27 +296,63 @@ def sequence_distance(cost: torch.Tensor, row_mask: torch.Tensor | None = None,
     return normaliser(value, rows, cols, path)
 
 
+CostTransform = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
 def pairwise_sequence_distance(text: torch.Tensor, text_mask: torch.Tensor, video: torch.Tensor,
                                video_mask: torch.Tensor, kind: str = "dtw", gamma: float = 0.1,
                                normalise: str = "none", cost: str = "cosine",
-                               chunk_pairs: int = 4096) -> torch.Tensor:
+                               chunk_pairs: int = 4096,
+                               cost_transform: CostTransform | None = None) -> torch.Tensor:
     """Distances [P, V] of every paragraph (text [P, N, D]) to every video (video [V, M, D]),
-    computed in chunks of ``chunk_pairs`` pairs to bound memory."""
+    computed in chunks of ``chunk_pairs`` pairs to bound memory. ``cost_transform(cost, n, m)``
+    may rewrite each chunk's cost blocks first (the faithful evaluation uses it)."""
     cost_fn = COSTS.get(cost)
     p, v = text.shape[0], video.shape[0]
     out = text.new_empty((p, v))
     rows_per_chunk = max(1, chunk_pairs // max(v, 1))
     for start in range(0, p, rows_per_chunk):
         t = text[start:start + rows_per_chunk]
-        tm = text_mask[start:start + rows_per_chunk]
         q = t.shape[0]
+        tm = text_mask[start:start + q][:, None].expand(q, v, text_mask.shape[1]).reshape(q * v, -1)
+        vm = video_mask[None].expand(q, v, video_mask.shape[1]).reshape(q * v, -1)
         c = cost_fn(t[:, None].expand(q, v, *t.shape[1:]).reshape(q * v, *t.shape[1:]),
                     video[None].expand(q, v, *video.shape[1:]).reshape(q * v, *video.shape[1:]))
-        d = sequence_distance(c, tm[:, None].expand(q, v, tm.shape[1]).reshape(q * v, -1),
-                              video_mask[None].expand(q, v, video_mask.shape[1]).reshape(q * v, -1),
-                              kind=kind, gamma=gamma, normalise=normalise)
+        if cost_transform is not None:
+            c = cost_transform(c, tm.sum(dim=1), vm.sum(dim=1))
+        d = sequence_distance(c, tm, vm, kind=kind, gamma=gamma, normalise=normalise)
         out[start:start + q] = d.reshape(q, v)
     return out
+
+
+def faithful_eval_distance(text: torch.Tensor, text_mask: torch.Tensor, video: torch.Tensor,
+                           video_mask: torch.Tensor, kind: str) -> torch.Tensor:
+    """The release's evaluation distance [P, V] (``tempclr_faithful_eval``; tempclr.md §3).
+
+    Hard ``dtw`` or ``otam`` (OTAM summed over both directions) on cost 1 - raw dot product,
+    each block scaled by max_len^2 / (n m) (max_len over the whole set), and the release's
+    padding defect: when a video has max_len clips, the block's whole last row is zeroed (a
+    slice start of -0 selects the full row), real costs included. Not reproduced: the
+    subtraction at OTAM's first real column (our OTAM always adds)."""
+    if kind not in ("dtw", "otam"):
+        raise ValueError(f"faithful evaluation uses hard dtw or otam, got {kind!r}")
+    max_len = int(max(int(text_mask.sum(dim=1).max()), int(video_mask.sum(dim=1).max())))
+
+    def release_blocks(cost: torch.Tensor, n: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        cost = cost * (max_len ** 2 / (n * m).to(cost.dtype))[:, None, None]
+        last_row = torch.arange(cost.shape[1], device=cost.device)[None, :] == (n - 1)[:, None]
+        zero = last_row & (m == max_len)[:, None]
+        return cost.masked_fill(zero[:, :, None], 0.0)
+
+    def transposed(cost: torch.Tensor, n: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        return release_blocks(cost.transpose(1, 2), m, n).transpose(1, 2)
+
+    dist = pairwise_sequence_distance(text, text_mask, video, video_mask, kind=kind, cost="dot",
+                                      cost_transform=release_blocks)
+    if kind == "otam":
+        dist = dist + pairwise_sequence_distance(video, video_mask, text, text_mask, kind=kind,
+                                                 cost="dot", cost_transform=transposed).t()
+    return dist
 
 
 def reference_distance(cost: torch.Tensor, kind: str = "softdtw", gamma: float = 0.1

@@ -1,0 +1,163 @@
+"""TempCLR's sequence-level contrastive loss and its shuffled negatives (tempclr.md section 4).
+
+The positive is the true (sentence sequence, clip sequence) pair; negatives are the same pair
+with the sentence order permuted (``unit`` level) or, for step localisation, with whole step
+segments of clips permuted and optionally the clips shuffled inside each step (``segment``
+level). Logits are negative sequence distances (soft-DTW or soft-OTAM with smoothing gamma);
+the loss is the cross-entropy with the positive at index 0, averaged over the videos that
+have at least one negative. :func:`clip_info_nce` is the project's InfoNCE
+(``vidlang.losses.contrastive``) with TempCLR's choice of direction reduction.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from vidlang.losses.alignment import COSTS, sequence_distance
+from vidlang.losses.contrastive import info_nce, info_nce_rows
+from vidlang.registry import LOSSES
+
+MAX_EXHAUSTIVE = 7  # lengths up to 7 (5,040 orders) are enumerated exhaustively
+
+
+def permutation_negatives(length: int, num: int = 31, generator: torch.Generator | None = None,
+                          exclude_identity: bool = True) -> torch.Tensor:
+    """Up to ``num`` distinct orders [K, length] of ``range(length)``, seeded by ``generator``.
+
+    Short sequences (length <= 7) list every permutation, drop the identity and keep a seeded
+    random ``num`` of them (the release does this for length 5: 120 -> 119 -> 31); longer ones
+    draw random permutations, rejecting duplicates and the identity. Fewer than ``num`` come
+    back when fewer exist (length 3 has 5)."""
+    if length < 1:
+        raise ValueError(f"length must be >= 1, got {length}")
+    identity = tuple(range(length))
+    if length <= MAX_EXHAUSTIVE:
+        perms = [p for p in itertools.permutations(range(length))
+                 if not (exclude_identity and p == identity)]
+        order = torch.randperm(len(perms), generator=generator)[:num].tolist()
+        chosen = [perms[i] for i in order]
+    else:
+        available = math.factorial(length) - int(exclude_identity)
+        seen: set[tuple[int, ...]] = set()
+        chosen = []
+        while len(chosen) < min(num, available):
+            p = tuple(torch.randperm(length, generator=generator).tolist())
+            if p in seen or (exclude_identity and p == identity):
+                continue
+            seen.add(p)
+            chosen.append(p)
+    return torch.tensor(chosen, dtype=torch.long).reshape(len(chosen), length)
+
+
+def segment_shuffle_negatives(segments: Sequence[int], num: int = 31,
+                              generator: torch.Generator | None = None,
+                              inner_shuffle: bool = False) -> torch.Tensor:
+    """Clip orders [K, T] made by permuting whole step segments (and, with ``inner_shuffle``,
+    the clips inside each segment). ``segments[t]`` is the step id of clip t; clips of one step
+    must be contiguous. Orders equal to the original are never returned."""
+    seg = list(segments)
+    bounds = [0] + [t for t in range(1, len(seg)) if seg[t] != seg[t - 1]] + [len(seg)]
+    blocks = [list(range(a, b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    if len({seg[b[0]] for b in blocks}) != len(blocks):
+        raise ValueError("segment_shuffle_negatives: clips of one step must be contiguous")
+    orders = permutation_negatives(len(blocks), num, generator,
+                                   exclude_identity=not inner_shuffle)
+    out: list[list[int]] = []
+    identity = list(range(len(seg)))
+    for order in orders.tolist():
+        clips: list[int] = []
+        for b in order:
+            block = blocks[b]
+            if inner_shuffle:
+                block = [block[i] for i in torch.randperm(len(block), generator=generator).tolist()]
+            clips.extend(block)
+        if clips != identity:
+            out.append(clips)
+    return torch.tensor(out, dtype=torch.long).reshape(len(out), len(seg))
+
+
+def batch_permutations(lengths: Sequence[int], num: int, generator: torch.Generator | None,
+                       max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-video sentence orders [B, K, max_len] (positions past a video's length stay in
+    place) and a mask [B, K] of which of the K slots hold a real negative."""
+    perms = torch.arange(max_len).repeat(len(lengths), num, 1)
+    valid = torch.zeros(len(lengths), num, dtype=torch.bool)
+    for b, n in enumerate(lengths):
+        p = permutation_negatives(int(n), num, generator)
+        perms[b, :p.shape[0], :n] = p
+        valid[b, :p.shape[0]] = True
+    return perms, valid
+
+
+def _with_orders(x: torch.Tensor, perms: torch.Tensor) -> torch.Tensor:
+    """[B, L, D] -> [B * (K + 1), L, D]: the true order, then each of the K orders [B, K, L]."""
+    batch, num, length = perms.shape
+    orders = torch.cat([torch.arange(length, device=perms.device).expand(batch, 1, length), perms],
+                       dim=1)
+    gathered = x.gather(1, orders.reshape(batch, -1, 1).expand(-1, -1, x.shape[-1]))
+    return gathered.reshape(batch * (num + 1), length, x.shape[-1])
+
+
+def _repeat(x: torch.Tensor, times: int) -> torch.Tensor:
+    """[B, ...] -> [B * times, ...], each row repeated ``times`` times in place."""
+    return x[:, None].expand(x.shape[0], times, *x.shape[1:]).reshape(-1, *x.shape[1:])
+
+
+PERMUTED_SIDES = ("text", "video")
+
+
+def sequence_contrastive_loss(text: torch.Tensor, text_mask: torch.Tensor, video: torch.Tensor,
+                              video_mask: torch.Tensor, perms: torch.Tensor,
+                              perm_valid: torch.Tensor, kind: str = "softdtw",
+                              gamma: float = 0.1, cost: str = "cosine",
+                              symmetric_otam: bool = True, permute: str = "text") -> torch.Tensor:
+    """CE over logits [-d(true order), -d(shuffled orders)] per video, positive at index 0.
+
+    text [B, N, D] sentence embeddings in true order, video [B, M, D] clip embeddings; masks
+    are prefix masks. ``perms`` [B, K, N] (or [B, K, M] with ``permute="video"``) re-orders
+    the permuted side for each negative and ``perm_valid`` [B, K] marks real ones. Videos
+    without any negative are left out of the mean; with none at all the loss is 0 (still
+    attached to the graph)."""
+    if permute not in PERMUTED_SIDES:
+        raise ValueError(f"permute must be one of {PERMUTED_SIDES}, got {permute!r}")
+    slots = perms.shape[1] + 1
+    if permute == "text":
+        seqs, vids = _with_orders(text, perms), _repeat(video, slots)
+    else:
+        seqs, vids = _repeat(text, slots), _with_orders(video, perms)
+    costs = COSTS.get(cost)(seqs, vids)
+    rmask, cmask = _repeat(text_mask, slots), _repeat(video_mask, slots)
+    dist = sequence_distance(costs, rmask, cmask, kind=kind, gamma=gamma)
+    if symmetric_otam and "otam" in kind:  # the release trains on OTAM(D) + OTAM(D^T)
+        dist = dist + sequence_distance(costs.transpose(1, 2), cmask, rmask, kind=kind, gamma=gamma)
+    logits = (-dist).reshape(-1, slots)
+    slot_ok = torch.cat([torch.ones(logits.shape[0], 1, dtype=torch.bool, device=logits.device),
+                         perm_valid.to(logits.device)], dim=1)
+    logits = logits.masked_fill(~slot_ok, float("-inf"))
+    has_negative = perm_valid.any(dim=1).to(logits.device)
+    if not bool(has_negative.any()):
+        return 0.0 * logits[:, 0].sum()
+    target = torch.zeros(int(has_negative.sum()), dtype=torch.long, device=logits.device)
+    return F.cross_entropy(logits[has_negative], target)
+
+
+REDUCTIONS = ("mean", "sum")
+
+
+def clip_info_nce(logits: torch.Tensor, valid: torch.Tensor | None = None,
+                  reduction: str = "mean") -> torch.Tensor:
+    """Symmetric clip-level InfoNCE; ``mean`` averages the two directions (project default),
+    ``sum`` adds them as the TempCLR / VideoCLIP release does."""
+    if reduction == "mean":
+        return info_nce(logits, valid)
+    if reduction == "sum":
+        return info_nce_rows(logits, valid) + info_nce_rows(logits.t(), None if valid is None else valid.t())
+    raise ValueError(f"InfoNCE reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
+
+LOSSES.register("tempclr_sequence")(sequence_contrastive_loss)
