@@ -14,6 +14,8 @@ Run folder layout (``--out``)::
 from __future__ import annotations
 
 import json
+import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,15 +103,41 @@ def write_data_reports(pipe: TaskPipeline, path: Path) -> None:
         path.write_text(json.dumps(reports, indent=2), encoding="utf-8")
 
 
+class _QuietLightning(logging.Filter):
+    """Drops Lightning's advertising tips from the log (everything else passes)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage().lower()
+
+
+def _progress_bar() -> L.Callback:
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    class ProgressBar(RichProgressBar):
+        """Rich bar without the logger's version number."""
+
+        def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+            metrics = super().get_metrics(trainer, pl_module)
+            metrics.pop("v_num", None)
+            return metrics
+
+    return ProgressBar()
+
+
 def _trainer(cfg: ExperimentConfig, out: Path, callbacks: Sequence[L.Callback]) -> L.Trainer:
-    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _QuietLightning) for f in logger.filters):
+            logger.addFilter(_QuietLightning())
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*")  # torch/lightning version chatter
     t = cfg.trainer
     cbs: list[L.Callback] = [ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0,
                                              every_n_epochs=1, save_on_train_epoch_end=True)]
     if t.progress_bar:
-        cbs.append(RichProgressBar())
+        cbs.append(_progress_bar())
     cbs.extend(callbacks)
     loggers = [CSVLogger(save_dir=out, name="logs", version="csv"),
                TensorBoardLogger(save_dir=out, name="logs", version="tb", default_hp_metric=False)]

@@ -27,7 +27,9 @@ from vidlang.text.pooling import get_pooling
 def _load_pretrained(path: str) -> tuple[Any, Any]:
     """(model, tokenizer) read from ``path`` once per process (callers copy the model)."""
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # no per-load "Loading weights" bars on stderr
     where = "local folder" if Path(path).is_dir() else "hub name (looked up in the local cache only)"
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
