@@ -8,8 +8,9 @@ seed 0) to a temporary folder, then measures in the same run:
   loading every video into a dict first, as naive loaders do: time and peak Python-heap memory
   (tracemalloc) of each, and their ratios;
 * resampling every video with ``segment_average`` (MMN, P clips), ``fixed_bin_pool`` (CPL, 200
-  bins) and ``uniform_pick`` (50 rows): videos/s, and the cost relative to the baseline of
-  reading those videos from the store (resampling should not be the bottleneck of a loader).
+  bins) and ``uniform_pick`` (50 rows): videos/s, the cost relative to the baseline of reading
+  those videos from the store (resampling should not be the bottleneck of a loader), and the
+  speed-up over the upstream per-bin Python loop (results checked bit-identical).
 
     python benchmarks/bench_features.py            # full size: 1,000 videos, D = 500, T in [100, 400]
     python benchmarks/bench_features.py --quick    # 200 videos, D = 256, for `make bench`
@@ -33,6 +34,16 @@ from vidlang.data.features import (
     uniform_pick,
     write_canonical_h5,
 )
+
+
+def upstream_loop(feats: np.ndarray, n: int, clamp_last: bool) -> np.ndarray:
+    """Baseline: the upstream per-bin Python loop (round edges, optionally clamp to T-1)."""
+    t = len(feats)
+    edges = np.round(np.arange(n + 1) / n * t).astype(np.int64)
+    if clamp_last:
+        edges[edges >= t] = t - 1
+    return np.stack([feats[s:e].mean(axis=0) if e > s else feats[min(s, t - 1)]
+                     for s, e in zip(edges[:-1], edges[1:])])
 
 
 def timed(fn: Callable[[], object], repeat: int = 3) -> float:
@@ -98,14 +109,20 @@ def main() -> None:
             feats = [store[vid] for vid in ids]
     print(f"read all {len(ids)} videos from the store: {len(ids) / t_read:.0f} videos/s")
     cases = [
-        (f"segment_average P={args.clips}", lambda f: segment_average(f, args.clips)),
-        ("fixed_bin_pool 200 bins", lambda f: fixed_bin_pool(f, 200)),
-        ("uniform_pick 50", lambda f: uniform_pick(f, 50)),
+        (f"segment_average P={args.clips} (no L2)", lambda f: segment_average(f, args.clips, l2_normalise=False),
+         lambda f: upstream_loop(f, args.clips, clamp_last=True)),
+        ("fixed_bin_pool 200 bins", lambda f: fixed_bin_pool(f, 200),
+         lambda f: upstream_loop(f, 200, clamp_last=False)),
+        ("uniform_pick 50", lambda f: uniform_pick(f, 50), None),
     ]
-    for name, fn in cases:
+    for name, fn, loop in cases:
         t_fn = timed(lambda fn=fn: [fn(f) for f in feats])
-        print(f"{name}: {len(feats) / t_fn:.0f} videos/s, {t_fn / t_read:.2f}x the time of reading them")
-
+        line = f"{name}: {len(feats) / t_fn:.0f} videos/s, {t_fn / t_read:.2f}x the time of reading them"
+        if loop is not None:
+            assert all(np.array_equal(fn(f), loop(f)) for f in feats[:5])  # bit-identical
+            t_loop = timed(lambda loop=loop: [loop(f) for f in feats], repeat=1)
+            line += f"; upstream loop {len(feats) / t_loop:.0f} videos/s, speed-up x{t_loop / t_fn:.1f}"
+        print(line)
 
 if __name__ == "__main__":
     main()
