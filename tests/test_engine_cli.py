@@ -91,3 +91,23 @@ def test_user_errors_are_one_line_exit_2(tmp_path, experiment, capsys):
     with pytest.raises(SystemExit) as e:
         main(["predict", "--ckpt", str(tmp_path / "nothing"), "--features", "f.npy", "--query", "q"])
     assert e.value.code == 2
+
+
+def test_synthvl_dataset_config_trains_with_default_feature_path(tmp_path):
+    """The packaged dataset/synthvl layer: records from the catalog, features from <root>/features.h5."""
+    from vidlang.data.synthvl import generate
+    from vidlang.engine.config import load_config
+    from vidlang.engine.run import train
+
+    root = generate(tmp_path / "synth", preset="tiny", seed=0)
+    cfg_path = tmp_path / "synth.yaml"
+    cfg_path.write_text(
+        "defaults: [dataset/synthvl]\nmodel: {name: engine_toy, feat_dim: 32}\n"
+        f"data: {{root: {root}, batch_size: 8}}\n"
+        "trainer: {max_epochs: 1, accelerator: cpu, progress_bar: false, limit_train_batches: 2}\n")
+    cfg = load_config(cfg_path)
+    assert cfg.data.features is None and cfg.data.select_split == "val"
+    result = train(cfg, tmp_path / "run")
+    assert result.best_dir is not None and result.best_score is not None
+    reports = json.loads((tmp_path / "run" / "data_reports.json").read_text())
+    assert set(reports) == {"train", "val"} and reports["val"]["kept"] > 0
