@@ -29,10 +29,14 @@ class SynthVLConfig:
     feature_dim: int = 512
     latent_dim: int = 24  # size of the hidden verb / object prototypes
     hidden_dim: int = 64  # width of the fixed nonlinear composition map
+    composition_nonlinearity: float = 1.5  # gain inside the map's tanh: 0 ~ additive, large ~ lookup
     clip_seconds: float = 1.0
     signal_scale: float = 1.0  # norm of an event's signature at full amplitude
     scene_scale: float = 0.8  # norm of the per-video scene vector (constant over the video)
-    noise_scale: float = 1.0  # expected norm of the per-clip noise vector
+    # per-dimension std of the clip noise. A signature's projection then sees noise of this std
+    # whatever feature_dim is, so difficulty does not change with the dimension (at 512-d
+    # the noise vector's norm is about 1, the signature's norm)
+    noise_std: float = 0.045
     noise_smoothness: float = 0.6  # AR(1) coefficient of the noise over clips, in [0, 1)
     ramp_seconds: float = 1.5  # onset / offset ramp length inside each event window
     # timeline
@@ -70,9 +74,10 @@ class SynthVLConfig:
             _check(name, getattr(self, name) >= 1, "must be >= 1", getattr(self, name))
         for name in ("feature_dim", "latent_dim", "hidden_dim"):
             _check(name, getattr(self, name) >= 2, "must be >= 2", getattr(self, name))
-        for name in ("clip_seconds", "moment_mean", "moment_min", "signal_scale"):
+        for name in ("clip_seconds", "moment_mean", "moment_min", "signal_scale",
+                     "composition_nonlinearity"):
             _check(name, getattr(self, name) > 0, "must be > 0", getattr(self, name))
-        for name in ("moment_std", "scene_scale", "noise_scale", "ramp_seconds"):
+        for name in ("moment_std", "scene_scale", "noise_std", "ramp_seconds"):
             _check(name, getattr(self, name) >= 0, "must be >= 0", getattr(self, name))
         _check("noise_smoothness", 0.0 <= self.noise_smoothness < 1.0, "must be in [0, 1)",
                self.noise_smoothness)
@@ -99,7 +104,8 @@ def _check(key: str, ok: bool, why: str, value: Any) -> None:
 PRESETS: dict[str, dict[str, Any]] = {
     # for tests: tens of videos, 32-d features, about a second to generate
     "tiny": dict(n_train=48, n_val=12, n_test=16, n_test_novel=12, feature_dim=32, latent_dim=12,
-                 hidden_dim=24, events_max=4, moment_mean=5.0, moment_std=1.5, moment_min=2.0),
+                 hidden_dim=24, events_max=4, moment_mean=6.0, moment_std=2.0, moment_min=2.0,
+                 ramp_seconds=1.0),
     # the default: demo and the docs' results; every model trains on it in minutes on 2 CPU cores
     "small": dict(n_train=800, n_val=100, n_test=200, n_test_novel=150),
     # Charades-STA-like statistics: ~30 s videos, ~8 s moments

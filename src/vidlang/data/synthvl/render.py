@@ -50,7 +50,7 @@ def render(plan: VideoPlan, world: World, cfg: SynthVLConfig, rng: np.random.Gen
     d = cfg.feature_dim
     scene = rng.standard_normal(d)
     scene *= cfg.scene_scale / np.linalg.norm(scene)
-    eps = rng.standard_normal((amps.shape[1], d)) * (cfg.noise_scale / math.sqrt(d))
+    eps = rng.standard_normal((amps.shape[1], d)) * cfg.noise_std
     rho = cfg.noise_smoothness
     innovation = math.sqrt(1.0 - rho * rho)
     noise = np.empty_like(eps)

@@ -70,7 +70,7 @@ COLUMNS = (  # (key, header, format)
     ("moment_fraction_mean", "moment/dur", "{:.2f}"),
     ("events_per_video", "ev/video", "{:.2f}"),
     ("compositions", "comps", "{}"),
-    ("object_given_verb_entropy_bits", "H(obj|verb)", "{:.2f}"),
+    ("object_given_verb_entropy_bits", "H(obj given verb) bits", "{:.2f}"),
     ("hard_negative_videos", "hard-neg", "{}"),
     ("shuffled_order_videos", "shuffled", "{}"),
 )

@@ -19,10 +19,6 @@ from vidlang.errors import ConfigError
 
 Composition = tuple[str, str]  # (verb base form, object)
 
-# Gain of the hidden layer: large enough that the map is clearly nonlinear (not a sum of a verb
-# and an object vector), small enough that pairs sharing a verb or object stay similar.
-_HIDDEN_GAIN = 1.5
-
 
 @dataclass(frozen=True)
 class World:
@@ -41,7 +37,9 @@ def _signature_map(cfg: SynthVLConfig, rng: np.random.Generator) -> dict[Composi
     k, h, d = cfg.latent_dim, cfg.hidden_dim, cfg.feature_dim
     verb_proto = {v: rng.standard_normal(k) / np.sqrt(k) for v in VERB_NAMES}
     obj_proto = {o: rng.standard_normal(k) / np.sqrt(k) for o in OBJECTS}
-    w_hidden = rng.standard_normal((h, 2 * k)) * (_HIDDEN_GAIN / np.sqrt(2.0))
+    # composition_nonlinearity: the default 1.5 is clearly nonlinear (not a sum of a verb and an
+    # object vector) yet keeps pairs that share a verb or an object similar (cosine ~0.45)
+    w_hidden = rng.standard_normal((h, 2 * k)) * (cfg.composition_nonlinearity / np.sqrt(2.0))
     w_out = rng.standard_normal((d, h)) / np.sqrt(h)
     out: dict[Composition, np.ndarray] = {}
     for verb, obj in compositions():
