@@ -140,7 +140,8 @@ def test_gather_with_grad_two_processes():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    ctx = mp.get_context("spawn")
+    # fork avoids re-importing torch in the children (seconds on a busy box); CPU/gloo only
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     q = ctx.Queue()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     procs = [ctx.Process(target=_gather_worker, args=(r, port, q)) for r in range(2)]
