@@ -154,3 +154,18 @@ def test_gather_with_grad_two_processes():
     assert results[0][0] == expect and results[1][0] == expect
     # each process's slice receives the sum of both processes' upstream gradients (1 + 2)
     assert results[0][1] == [[3.0, 3.0]] and results[1][1] == [[3.0, 3.0], [3.0, 3.0]]
+
+
+def test_loader_workers_give_the_same_batches_from_an_hdf5_store(tmp_path):
+    from engine_toy import write_fake_dataset
+
+    root, feats = write_fake_dataset(tmp_path / "d", n_train=5, n_val=1, n_test=1)
+    batches = {}
+    for workers in (0, 2):
+        cfg = cfg_with(data={"dataset": "qvhighlights", "root": root, "features": feats,
+                             "batch_size": 2, "num_workers": workers})
+        pipe = GroundingPipeline(cfg, FeatureSpec(mode="segment_mean", num_clips=4, l2_normalise=True))
+        batches[workers] = list(pipe.train_loader())
+    assert len(batches[0]) == 3
+    for a, b in zip(batches[0], batches[2]):
+        assert a["qids"] == b["qids"] and torch.equal(a["feats"], b["feats"])
