@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from vidlang.cli.main import main
+from vidlang.data.catalog import load_grounding
 from vidlang.data.features import write_canonical_h5
 from vidlang.data.records import GroundingRecord, write_grounding_jsonl
 
@@ -59,6 +60,21 @@ def test_validate_user_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert code == 2 and "nope.h5" in err and "not found" in err
     code, _, err = _run(["data", "validate", "--ann", str(tmp_path / "x.csv"), "--features", str(tmp_path)], capsys)
     assert code == 2 and "--reader" in err
+    code, _, err = _run(["data", "validate", "--dataset", "tacos", "--features", str(tmp_path)], capsys)
+    assert code == 2 and "--split" in err
+
+
+def test_validate_a_catalog_split(tmp_path: Path, capsys: pytest.CaptureFixture[str], shared_data: Path) -> None:
+    """The TACoS test split's 25 videos against a folder holding all but one of them."""
+    records, _ = load_grounding("tacos", "test", shared_data)
+    vids = sorted({r.video_id for r in records})
+    for vid in vids[1:]:
+        np.save(tmp_path / f"{vid}.npy", np.zeros((4, 8), dtype=np.float32))
+    code, out, _ = _run(["data", "validate", "--dataset", "tacos", "--split", "test", "--root", str(shared_data),
+                         "--features", str(tmp_path), "--json"], capsys)
+    report = json.loads(out)
+    assert code == 1 and report["videos"] == 25
+    assert report["problems"] == [{"video_id": vids[0], "problem": "missing", "detail": f"not in {tmp_path}"}]
 
 
 def test_stats_on_a_file_and_on_a_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str],

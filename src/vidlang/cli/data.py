@@ -4,8 +4,9 @@
   [--reader NAME]``): per-split counts, durations, moment and query lengths, and the reader's
   load report (read / kept / clamped / dropped).
 * ``vidlang data validate --ann FILE --features F [--key-pattern P] [--reader NAME] [--dim D]
-  [--json]``: every annotated video must be in the store, with the right dimension, finite
-  values and at least one clip; exits 1 when anything is wrong.
+  [--json]`` (or ``--dataset NAME --split S [--root DIR]``): every annotated video must be in
+  the store, with the right dimension, finite values and at least one clip; exits 1 when
+  anything is wrong.
 """
 
 from __future__ import annotations
@@ -178,10 +179,13 @@ def register(app: typer.Typer) -> None:
 
     @data_app.command("validate")
     def validate(
-        ann: Path = typer.Option(..., "--ann", help="Annotation file whose videos must have features."),
         features: Path = typer.Option(..., "--features", help="HDF5 file or folder of .npy/.npz."),
-        key_pattern: str = typer.Option(None, "--key-pattern", help="HDF5 key, e.g. '{vid}/c3d_features'."),
+        ann: Path = typer.Option(None, "--ann", help="Annotation file whose videos must have features."),
         reader: str = typer.Option(None, "--reader", help="Reader for --ann (default: by suffix)."),
+        dataset: str = typer.Option(None, "--dataset", help="A catalog dataset instead of --ann."),
+        split: str = typer.Option(None, "--split", help="Split of --dataset (required with it)."),
+        root: Path = typer.Option(None, "--root", help="Data root for --dataset."),
+        key_pattern: str = typer.Option(None, "--key-pattern", help="HDF5 key, e.g. '{vid}/c3d_features'."),
         dim: int = typer.Option(None, "--dim", help="Expected feature dimension (default: the store's)."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
         max_rows: int = typer.Option(50, "--max-rows", help="Problems listed in the table."),
@@ -189,7 +193,14 @@ def register(app: typer.Typer) -> None:
         """Check every annotated video against a feature store; exit 1 if anything is wrong."""
         from vidlang.data.features import open_feature_store, validate_store
 
-        _, records, load_report = _read_annotations(ann, reader, "clamp")
+        if (dataset is None) == (ann is None):
+            raise ConfigError("validate: give exactly one of --ann or --dataset")
+        if ann is not None:
+            _, records, load_report = _read_annotations(ann, reader, "clamp")
+        else:
+            if split is None:
+                raise ConfigError("--split: required with --dataset")
+            _, _, records, load_report = _dataset_rows(dataset, root, split, None, "clamp")[0]
         with open_feature_store(features, key_pattern) as store:
             report = validate_store(store, (r.video_id for r in records), dim)
         if as_json:
