@@ -63,6 +63,8 @@ class IndexMeta:
     dim: int
     params: IndexParams
     model: dict[str, Any] = field(default_factory=dict)
+    #: where the vectors came from (feature store path, key pattern), for moment localisation
+    source: dict[str, Any] = field(default_factory=dict)
     format_version: int = 1
 
 
@@ -114,11 +116,13 @@ class VideoIndex:
     # construction ---------------------------------------------------------------------------
     @classmethod
     def build(cls, embeddings: np.ndarray, video_ids: Sequence[str], params: IndexParams | None = None,
-              model: dict[str, Any] | None = None, seed: int = 0) -> VideoIndex:
+              model: dict[str, Any] | None = None, seed: int = 0,
+              source: dict[str, Any] | None = None) -> VideoIndex:
         """Index ``embeddings`` [N, D] (normalised here) under ``video_ids``.
 
-        ``model`` identifies the encoder (e.g. its name, config hash and checkpoint path) so a
-        query from a different model is refused instead of returning meaningless neighbours.
+        ``model`` identifies the encoder (name, weights fingerprint, checkpoint path) so a query
+        from a different model is refused instead of returning meaningless neighbours;
+        ``source`` records the feature store the vectors came from.
         """
         params = params or IndexParams()
         params.validate()
@@ -138,7 +142,8 @@ class VideoIndex:
             sample = emb[np.sort(rng.choice(len(emb), n_train, replace=False))]
             index.cp.seed = seed
             index.train(sample)
-        self = cls(index, [], IndexMeta(dim=dim, params=params, model=dict(model or {})))
+        meta = IndexMeta(dim=dim, params=params, model=dict(model or {}), source=dict(source or {}))
+        self = cls(index, [], meta)
         self.add(emb, video_ids)
         return self
 
@@ -219,7 +224,7 @@ class VideoIndex:
             raise VideoIndexError(f"{d} is not a vidlang video index (missing {', '.join(missing)})")
         raw = json.loads((d / "meta.json").read_text())
         meta = IndexMeta(dim=int(raw["dim"]), params=IndexParams(**raw["params"]), model=raw.get("model", {}),
-                         format_version=int(raw.get("format_version", 1)))
+                         source=raw.get("source", {}), format_version=int(raw.get("format_version", 1)))
         ids = json.loads((d / "ids.json").read_text())
         index = _faiss().read_index(str(d / "index.faiss"))
         if index.ntotal != len(ids) or index.d != meta.dim:
