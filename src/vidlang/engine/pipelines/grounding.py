@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -27,13 +26,19 @@ from vidlang.engine.pipelines.base import (
     make_loader,
     resolve_metric_key,
 )
+from vidlang.engine.pipelines.features import (  # noqa: F401  (re-exported)
+    FeatureSource,
+    StoreOpener,
+    _StoreOpener,
+    feature_store_path,
+    prepare_features,
+)
 from vidlang.engine.schema import DataConfig, ExperimentConfig
 from vidlang.errors import ConfigError, DataError, RegistryError
 from vidlang.models.base import FeatureSpec
 from vidlang.registry import PIPELINES
 
 log = logging.getLogger(__name__)
-FeatureSource = Mapping[str, Any]  # video_id -> [T, D] array
 
 
 @dataclass
@@ -89,19 +94,6 @@ def collate_grounding(items: Sequence[GroundingItem]) -> dict[str, Any]:
     }
 
 
-def prepare_features(raw: Any, spec: FeatureSpec, video_id: str = "") -> torch.Tensor:
-    """A [T, D] float tensor resampled as ``spec`` asks (``vidlang.data.features.resample``)."""
-    arr = np.asarray(raw, dtype=np.float32)
-    if arr.ndim != 2 or arr.shape[0] == 0:
-        raise DataError(f"features must be a non-empty [T, D] array, got shape {arr.shape}",
-                        record=video_id or None)
-    if spec.mode != "none" or spec.l2_normalise:
-        from vidlang.data.features import resample
-
-        arr = np.asarray(resample(arr, spec), dtype=np.float32)
-    return torch.from_numpy(np.ascontiguousarray(arr))
-
-
 class GroundingDataset(Dataset):
     """Items over records grouped by video (``video``) or one per record (``query``).
 
@@ -155,18 +147,6 @@ def load_records(data: DataConfig, split: str) -> tuple[list[GroundingRecord], A
     return list(records), report
 
 
-_DEFAULT_FEATURES = {"synthvl": "features.h5"}  # file inside data.root
-
-
-def feature_store_path(data: DataConfig) -> str:
-    if data.features:
-        return data.features
-    default = _DEFAULT_FEATURES.get(data.dataset)
-    if default is None or not data.root:
-        raise ConfigError(f"data.features: required for dataset {data.dataset!r} (path to a feature store)")
-    return str(Path(data.root) / default)
-
-
 def score_grounding(predictions: list[dict[str, Any]], ground_truth: list[dict[str, Any]],
                     cfg: ExperimentConfig) -> dict[str, Any]:
     """``vidlang.metrics.evaluate_grounding`` with ``eval.preset`` and ``eval.overrides``; the
@@ -188,18 +168,6 @@ def score_grounding(predictions: list[dict[str, Any]], ground_truth: list[dict[s
         raise ConfigError(f"{key}: {e}") from None
 
 
-class _StoreOpener:
-    """Picklable, lazy ``open_feature_store(path, key_pattern)``."""
-
-    def __init__(self, path: str, key_pattern: str | None) -> None:
-        self.path, self.key_pattern = path, key_pattern
-
-    def __call__(self) -> FeatureSource:
-        from vidlang.data.features import open_feature_store
-
-        return open_feature_store(self.path, key_pattern=self.key_pattern)
-
-
 @PIPELINES.register("grounding")
 class GroundingPipeline(TaskPipeline):
     """Grounding data + evaluation. ``records``/``features`` may be injected (tests, notebooks);
@@ -214,7 +182,7 @@ class GroundingPipeline(TaskPipeline):
         super().__init__(cfg, feature_spec)
         self._records: dict[str, list[GroundingRecord]] = {k: list(v) for k, v in (records or {}).items()}
         self._features: FeatureSource | Callable[[], FeatureSource] = (
-            features if features is not None else _StoreOpener(feature_store_path(cfg.data), cfg.data.key_pattern))
+            features if features is not None else StoreOpener(feature_store_path(cfg.data), cfg.data.key_pattern))
 
     @classmethod
     def check_config(cls, cfg: ExperimentConfig) -> None:
