@@ -19,6 +19,8 @@ from vidlang.metrics.inputs import WindowArrays, window_arrays
 from vidlang.metrics.iou import max_iou_to_gt
 from vidlang.metrics.nms import batched_nms
 
+CHUNK_QUERIES = 8192  # bounds the temporaries of the (Q, P) NMS rounds
+
 
 @dataclass
 class GroundingResult:
@@ -117,13 +119,16 @@ def score_arrays(arrays: WindowArrays, conv: GroundingConvention) -> GroundingRe
     """Ranked-window scoring on padded arrays (the vectorised core)."""
     gt_valid, skipped = prepare_gt(arrays, conv)
     to_time_base(arrays, conv)
-    keep = gt_valid.any(axis=1)
-    ious = kept_window_ious(arrays.pred[keep], arrays.scores[keep], arrays.pred_valid[keep],
-                            arrays.gt[keep], gt_valid[keep], conv, rounds_needed(conv))
+    keep = np.flatnonzero(gt_valid.any(axis=1))
+    rounds = rounds_needed(conv)
+    chunks = [keep[i:i + CHUNK_QUERIES] for i in range(0, len(keep), CHUNK_QUERIES)] or [keep]
+    ious = np.concatenate([
+        kept_window_ious(arrays.pred[c], arrays.scores[c], arrays.pred_valid[c], arrays.gt[c],
+                         gt_valid[c], conv, rounds) for c in chunks])
     metrics = recall_table(ious, conv)
-    metrics[f"queries {conv.tag}"] = float(keep.sum())
+    metrics[f"queries {conv.tag}"] = float(len(keep))
     metrics[f"skipped {conv.tag}"] = float(len(skipped))
-    return GroundingResult(metrics, conv, int(keep.sum()), skipped)
+    return GroundingResult(metrics, conv, len(keep), skipped)
 
 
 def _score_moment_detr(predictions: Sequence[dict[str, Any]], ground_truth: Sequence[Any],

@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 
 from vidlang.errors import ConfigError, DataError
-from vidlang.metrics.iou import paired_iou
 
 NMS_KINDS = ("hard", "soft")
 
@@ -36,35 +35,42 @@ def batched_nms(windows: np.ndarray, scores: np.ndarray, valid: np.ndarray,
     if q == 0 or p == 0 or rounds == 0:
         return kept
     rows = np.arange(q)
-    if kind == "hard":
-        order = np.argsort(np.where(valid, -scores, np.inf), axis=1, kind="stable")
-        alive = np.take_along_axis(valid, order, axis=1)
-        ws = np.take_along_axis(windows, order[:, :, None], axis=1)
-        for r in range(rounds):
-            has = alive.any(axis=1)
-            if not has.any():
-                break
-            first = alive.argmax(axis=1)
-            kept[:, r] = np.where(has, order[rows, first], -1)
-            alive[rows, first] = False
-            if thresh is not None:
-                iou = paired_iou(ws[rows, first][:, None, :], ws)
-                alive &= ~((iou > thresh) & has[:, None])
-        return kept
-    if np.any(valid & (scores < 0)):
+    starts = np.ascontiguousarray(windows[..., 0], dtype=np.float64)
+    ends = np.ascontiguousarray(windows[..., 1], dtype=np.float64)
+    if kind == "soft" and np.any(valid & (scores < 0)):
         raise DataError("soft NMS needs non-negative scores (it multiplies them by a decay)")
     current = np.where(valid, scores.astype(np.float64), -np.inf)
     for r in range(rounds):
-        best = current.argmax(axis=1)
-        has = np.isfinite(current[rows, best])
+        best = current.argmax(axis=1)  # first maximum: ties keep input order
+        has = current[rows, best] > -np.inf
         if not has.any():
             break
         kept[:, r] = np.where(has, best, -1)
-        iou = paired_iou(windows[rows, best][:, None, :], windows)
-        current = current * np.exp(-(iou**2) / sigma)
         current[rows, best] = -np.inf
-        current[current < min_score] = -np.inf
+        if kind == "hard" and thresh is None:
+            continue
+        iou = _iou_with_one(starts, ends, starts[rows, best], ends[rows, best])
+        if kind == "hard":
+            current[iou > thresh] = -np.inf
+        else:
+            current *= np.exp(-(iou**2) / sigma)
+            current[current < min_score] = -np.inf
     return kept
+
+
+def _iou_with_one(starts: np.ndarray, ends: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """IoU (Q, P) of every window with one window per query (hull union, as :func:`paired_iou`;
+    0 / 0 for two identical points gives NaN, which compares False, so it never suppresses)."""
+    inter = np.minimum(ends, e[:, None])
+    tmp = np.maximum(starts, s[:, None])
+    inter -= tmp
+    np.maximum(inter, 0.0, out=inter)
+    union = np.maximum(ends, e[:, None])
+    np.minimum(starts, s[:, None], out=tmp)
+    union -= tmp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        np.divide(inter, union, out=inter)
+    return inter
 
 
 def nms(windows: np.ndarray, scores: np.ndarray, thresh: float,

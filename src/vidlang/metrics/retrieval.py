@@ -44,7 +44,7 @@ class Direction:
 
     def bounds(self) -> RankBounds:
         m = self.matrix
-        return rank_bounds(lambda a, b: np.asarray(m[a:b], dtype=np.float64), len(m),
+        return rank_bounds(lambda a, b: m[a:b], len(m),  # native dtype: exact, no copy
                            gt_mask=self.gt_mask, gt_index=self.gt_index)
 
 
