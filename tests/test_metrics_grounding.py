@@ -11,6 +11,7 @@ from vidlang.metrics import (
     evaluate_grounding,
     evaluate_grounding_detailed,
     nms,
+    nms_windows,
     resolve_convention,
     soft_nms,
     temporal_iou,
@@ -165,3 +166,10 @@ def test_empty_prediction_lists_are_misses():
     m = evaluate_grounding([pred(1, []), pred(2, [[0, 10, 1]])], [gt(1, [[0, 10]]), gt(2, [[0, 10]])],
                            "2dtan")
     assert m["R@5,IoU>0.5 [2dtan]"] == 50.0 and m["mIoU [2dtan]"] == 50.0
+
+
+def test_nms_windows_returns_kept_rows():
+    rows = [[0, 10, 0.9], [1, 10, 0.8], [20, 30, 0.95]]
+    assert nms_windows(rows, 0.5) == [[20.0, 30.0, 0.95], [0.0, 10.0, 0.9]]
+    assert nms_windows(rows, 0.5, topk=1) == [[20.0, 30.0, 0.95]]
+    assert nms_windows([], 0.5) == []

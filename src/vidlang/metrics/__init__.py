@@ -23,7 +23,7 @@ from vidlang.metrics.grounding import (
     evaluate_grounding_detailed,
 )
 from vidlang.metrics.iou import max_iou_to_gt, paired_iou, temporal_iou
-from vidlang.metrics.nms import batched_nms, nms, soft_nms
+from vidlang.metrics.nms import batched_nms, nms, nms_windows, soft_nms
 from vidlang.metrics.qa import mc_accuracy
 from vidlang.metrics.qvhighlights import evaluate_qvhighlights
 from vidlang.metrics.retrieval import dual_softmax, qb_norm, retrieval_metrics
@@ -52,6 +52,7 @@ __all__ = [
     "evaluate_grounding_detailed",
     "max_iou_to_gt",
     "nms",
+    "nms_windows",
     "paired_iou",
     "resolve_convention",
     "soft_nms",

@@ -11,6 +11,8 @@ evaluator that needs only the first ``n`` survivors pays for ``n`` rounds, not f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from vidlang.errors import ConfigError, DataError
@@ -95,3 +97,10 @@ def soft_nms(windows: np.ndarray, scores: np.ndarray, sigma: float = 0.5,
     kept = batched_nms(w[None], s[None], np.ones((1, len(s)), dtype=bool), None, n,
                        kind="soft", sigma=sigma)[0]
     return kept[kept >= 0]
+
+
+def nms_windows(windows: Sequence[Sequence[float]] | np.ndarray, thresh: float,
+                topk: int | None = None) -> list[list[float]]:
+    """The ``[s, e, score]`` rows kept by :func:`nms`, best first (for model ``predict``)."""
+    rows = np.asarray(windows, dtype=np.float64).reshape(-1, 3)
+    return rows[nms(rows[:, :2], rows[:, 2], thresh, topk)].tolist()
