@@ -12,7 +12,7 @@ import pytest
 
 from vidlang.data.synthvl import build_world, generate, load, make_config
 from vidlang.data.synthvl.stats import conditional_entropy
-from vidlang.data.synthvl.vocab import verb_by_base
+from vidlang.data.synthvl.vocab import VERBS, verb_by_base
 
 Events = tuple[tuple[str, str], ...]
 
@@ -161,3 +161,30 @@ def test_features_carry_the_event_signatures(plain: Path) -> None:
                 total += 1
     assert own_hits / total > 0.95, own_hits / total
     assert hits / total > 0.85, hits / total
+
+
+def _shared_words(candidates: tuple[str, ...]) -> list[int]:
+    words = [set(c.split()) for c in candidates]
+    return [sum(len(w & o) for o in words) for w in words]
+
+
+def test_questions_need_the_video(plain: Path) -> None:
+    """Text-only shortcuts stay near chance (1/5): the answer is not the candidate most like the
+    others, and the event a question is anchored on is never a candidate."""
+    questions = load(plain, "train").questions
+    centroid = sum(int(np.argmax(_shared_words(q.candidates))) == q.answer for q in questions)
+    assert centroid / len(questions) < 0.3
+    gerund_of = {v.third: v.gerund for v in VERBS}
+    anchored = 0
+    for q in questions:
+        if q.kind in ("after", "before"):
+            anchor = q.question.split(f"right {q.kind} ")[1].rstrip("?")
+            gerunds = []
+            for c in q.candidates:
+                third, obj = c.rsplit(" the ", 1)
+                gerunds.append(f"{gerund_of[third]} the {obj}")
+            assert anchor not in gerunds
+            anchored += 1
+    assert anchored > 0
+    answers = Counter(q.answer for q in questions)
+    assert set(answers) == set(range(5)) and max(answers.values()) < 0.3 * len(questions)

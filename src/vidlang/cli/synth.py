@@ -66,8 +66,11 @@ def register(app: typer.Typer) -> None:
         root: Path = typer.Argument(..., help="A folder written by `vidlang synth`."),
         as_json: bool = typer.Option(False, "--json", help="Print the raw numbers as JSON."),
     ) -> None:
-        """Closed-form probes: bag-of-words grounding vs the prior, the masked-object shortcut,
-        and whether order-blind / order-aware matching tells reordered twins apart."""
+        """Closed-form probes of a SynthVL folder: what is learnable and where naive models fail.
+
+        Bag-of-words grounding vs the prior, the masked-object shortcut, and whether
+        order-blind / order-aware matching tells reordered twins apart (docs/synthvl.md).
+        """
         import json
 
         from rich.table import Table

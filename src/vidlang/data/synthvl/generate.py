@@ -9,7 +9,7 @@ byte-identical files: the HDF5 writer does not store times and no JSON holds a t
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -148,9 +148,3 @@ def _write_split(out: Path, split: str, cfg: SynthVLConfig, world: World, seed: 
     return {"videos": len(plans), "queries": len(records), "questions": n_questions,
             "hard_negative_pairs": hard, "shuffled_order_pairs": shuffled}
 
-
-def iter_split_plans(cfg: SynthVLConfig, seed: int) -> Iterator[tuple[str, list[VideoPlan]]]:
-    """Plans of every split (for analysis and tests that need the hidden world)."""
-    world = build_world(cfg, seed)
-    for split in SPLITS:
-        yield split, plan_split(cfg, world, split, seed)

@@ -124,18 +124,33 @@ def _question_slots(events: tuple[Composition, ...]) -> list[tuple[str, int | No
     return slots
 
 
-def _distractors(answer: Composition, events: tuple[Composition, ...], pool: list[Composition],
-                 rng: np.random.Generator) -> list[Composition]:
-    """Four plausible wrong answers: other events of the same video first (order confusions),
-    then events sharing the answer's verb or object, then any event."""
+def _related(comp: Composition, pool: list[Composition]) -> list[Composition]:
+    return [c for c in pool if c != comp and (c[0] == comp[0] or c[1] == comp[1])]
+
+
+def _distractors(answer: Composition, anchor: Composition | None, events: tuple[Composition, ...],
+                 pool: list[Composition], rng: np.random.Generator) -> list[Composition]:
+    """Four plausible wrong answers: the video's other events first (only its order tells
+    them from the answer), then events sharing a verb or object with a *random* event of the
+    video. Drawing the look-alikes around any event, not the answer, keeps the answer from
+    being the odd one out, and the anchor of "after / before X" is never a candidate, so
+    the text alone does not give the answer away."""
     chosen: list[Composition] = []
-    in_video = [c for c in dict.fromkeys(events) if c != answer]
-    related = [c for c in pool if c != answer and (c[0] == answer[0] or c[1] == answer[1])]
-    for group in (in_video, related, pool):
-        for idx in rng.permutation(len(group)):
-            comp = group[int(idx)]
-            if len(chosen) < N_CANDIDATES - 1 and comp != answer and comp not in chosen:
-                chosen.append(comp)
+    blocked = {answer, anchor}
+    in_video = [c for c in dict.fromkeys(events) if c not in blocked]
+    for idx in rng.permutation(len(in_video)):
+        if len(chosen) < N_CANDIDATES - 1:
+            chosen.append(in_video[int(idx)])
+    for _ in range(100):
+        if len(chosen) >= N_CANDIDATES - 1:
+            break
+        around = events[int(rng.integers(len(events)))]
+        options = [c for c in _related(around, pool) if c not in blocked and c not in chosen]
+        if options:
+            chosen.append(options[int(rng.integers(len(options)))])
+    rest = [c for c in pool if c not in blocked and c not in chosen]
+    for idx in rng.permutation(len(rest))[: N_CANDIDATES - 1 - len(chosen)]:
+        chosen.append(rest[int(idx)])
     return chosen
 
 
@@ -149,7 +164,8 @@ def questions(plan: VideoPlan, cfg: SynthVLConfig, pool: list[Composition],
         kind, anchor, ans = slots[idx]
         ctx = "" if anchor is None else gerund_clause(plan.events[anchor])
         answer = plan.events[ans]
-        options = _distractors(answer, plan.events, pool, rng)
+        options = _distractors(answer, None if anchor is None else plan.events[anchor],
+                               plan.events, pool, rng)
         pos = int(rng.integers(N_CANDIDATES))
         options.insert(pos, answer)
         out.append(MCQuestion(f"{plan.vid}_mc{q}", plan.vid, kind,
