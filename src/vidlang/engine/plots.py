@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -19,13 +20,17 @@ def _epoch_series(rows: list[dict[str, str]], prefix: str) -> dict[str, list[tup
     return series
 
 
-def plot_training_curves(csv_path: str | Path, png_path: str | Path) -> Path | None:
-    """Loss terms per epoch (left) and validation metrics per epoch (right); None if no log."""
-    csv_path = Path(csv_path)
-    if not csv_path.is_file():
+def plot_training_curves(csv_paths: str | Path | Sequence[str | Path], png_path: str | Path) -> Path | None:
+    """Loss terms per epoch (left) and validation metrics per epoch (right) from one or more
+    CSV logs (a resumed run has several, in order); None if there is no log."""
+    paths = [Path(csv_paths)] if isinstance(csv_paths, (str, Path)) else [Path(p) for p in csv_paths]
+    rows: list[dict[str, str]] = []
+    for path in paths:
+        if path.is_file():
+            with open(path, newline="", encoding="utf-8") as f:
+                rows.extend(csv.DictReader(f))
+    if not rows:
         return None
-    with open(csv_path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
     import matplotlib
 
     matplotlib.use("Agg")

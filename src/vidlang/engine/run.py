@@ -6,7 +6,8 @@ Run folder layout (``--out``)::
     checkpoints/last.ckpt       resumable training state (optimiser, scheduler, epoch, RNG)
     best/                       model.safetensors + config.yaml + info.json (selection split)
     last/                       the same after the final epoch
-    logs/csv/metrics.csv        per-step and per-epoch logs; logs/tb/ TensorBoard events
+    logs/csv/metrics.csv        per-step and per-epoch logs (resumed runs: logs/csv_resume<k>/)
+    logs/tb/                    TensorBoard events
     curves.png                  training curves
     data_reports.json           what the readers read, kept, clamped and dropped per split
 """
@@ -124,6 +125,21 @@ def _progress_bar() -> L.Callback:
     return ProgressBar()
 
 
+def _csv_logs(out: Path) -> list[Path]:
+    """The run's CSV logs in order: ``logs/csv`` then ``logs/csv_resume1``, ``_resume2`` ..."""
+    def order(p: Path) -> int:
+        tail = p.parent.name.removeprefix("csv").removeprefix("_resume")
+        return int(tail) if tail.isdigit() else 0
+
+    return sorted((out / "logs").glob("csv*/metrics.csv"), key=order)
+
+
+def _next_csv_version(out: Path) -> str:
+    """A fresh CSV log folder, so a resumed run never overwrites the earlier epochs' log."""
+    n = len(_csv_logs(out))
+    return "csv" if n == 0 else f"csv_resume{n}"
+
+
 def _trainer(cfg: ExperimentConfig, out: Path, callbacks: Sequence[L.Callback]) -> L.Trainer:
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -139,7 +155,7 @@ def _trainer(cfg: ExperimentConfig, out: Path, callbacks: Sequence[L.Callback]) 
     if t.progress_bar:
         cbs.append(_progress_bar())
     cbs.extend(callbacks)
-    loggers = [CSVLogger(save_dir=out, name="logs", version="csv"),
+    loggers = [CSVLogger(save_dir=out, name="logs", version=_next_csv_version(out)),
                TensorBoardLogger(save_dir=out, name="logs", version="tb", default_hp_metric=False)]
     return L.Trainer(
         max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
@@ -178,7 +194,7 @@ def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = False,
     if trainer.is_global_zero:
         write_data_reports(pipe, out / "data_reports.json")
         save_pretrained(model, cfg, last_dir, {"epoch": trainer.current_epoch})
-        plot_training_curves(out / "logs" / "csv" / "metrics.csv", out / "curves.png")
+        plot_training_curves(_csv_logs(out), out / "curves.png")
     best_dir = out / "best" if export.best_score is not None else None
     return TrainResult(out, last_dir, best_dir, export.best_score, model, module.last_metrics)
 

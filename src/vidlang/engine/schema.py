@@ -46,7 +46,7 @@ class TrainerConfig:
     num_nodes: int = 1
     precision: str = "32-true"
     gather_negatives: bool = False  # all-gather contrastive negatives across devices
-    deterministic: Any = True  # True, False or "warn"
+    deterministic: Any = "warn"  # "warn": deterministic kernels where they exist; True: fail otherwise
     accumulate_grad_batches: int = 1
     log_every_n_steps: int = 10
     progress_bar: bool = True

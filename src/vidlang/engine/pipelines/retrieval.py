@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -38,6 +39,7 @@ from vidlang.registry import PIPELINES
 TEXT_KINDS = ("captions", "paragraphs")
 TRAIN_CAPTIONS = ("random", "all")
 V2T_MODES = ("groups", "best")
+RANK_KS = (1, 5, 10)
 
 
 @dataclass
@@ -325,7 +327,7 @@ class RetrievalPipeline(_FeaturePipeline):
         from vidlang.metrics import retrieval_metrics
 
         sim, owner, _ = self.similarity_matrix(outputs, split)
-        return retrieval_metrics(sim.numpy(), owner, v2t_mode=self.data.v2t_mode)
+        return retrieval_metrics(sim.numpy(), owner, v2t_mode=self.data.v2t_mode, ks=RANK_KS)
 
 
 # ---- multiple-choice video QA -----------------------------------------------------------------
@@ -463,7 +465,8 @@ def collate_mcqa(items: Sequence[QuestionItem], segments: bool = True) -> dict[s
 
 @PIPELINES.register("mcqa")
 class MCQAPipeline(_FeaturePipeline):
-    """Multiple-choice QA data + accuracy (``vidlang.metrics.mc_accuracy``)."""
+    """Multiple-choice QA data + accuracy in percent (``vidlang.metrics.mc_accuracy``, tied
+    top scores share the credit)."""
 
     task = "mcqa"
     data_config_class = MCQADataConfig
@@ -506,4 +509,9 @@ class MCQAPipeline(_FeaturePipeline):
         missing = [q.qid for q in qs if q.qid not in preds]
         if missing:
             raise DataError("the model returned no answer for this question", record=missing[0])
-        return mc_accuracy([preds[q.qid]["pred"] for q in qs], [q.answer for q in qs])
+        k_max = max(len(preds[q.qid]["scores"]) for q in qs)
+        scores = np.full((len(qs), k_max), -np.inf)
+        for i, q in enumerate(qs):
+            row = preds[q.qid]["scores"]
+            scores[i, : len(row)] = row
+        return {"accuracy": mc_accuracy(scores, np.array([q.answer for q in qs]))}
