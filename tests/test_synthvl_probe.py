@@ -22,6 +22,9 @@ def test_probes_learn_above_prior_and_expose_the_shortcuts(knobs: Path) -> None:
         assert row["probe"]["R1@0.5"] > row["prior"]["R1@0.5"] + 0.15, row
     masked = result["masked_object"]
     assert masked["train"] > 0.75 and masked["test"] < 0.45
+    assert all(v < 0.35 for v in result["mc_text_only"].values())
+    cosine = result["signature_cosine"]
+    assert min(cosine["same_verb"], cosine["same_object"]) > cosine["unrelated"] + 0.2
     order = result["order"]
     assert order["pairs"] == 15
     assert order["order_aware"] > order["order_blind"] + 0.2

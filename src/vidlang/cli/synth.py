@@ -95,6 +95,11 @@ def register(app: typer.Typer) -> None:
         console.print(table)
         masked = ", ".join(f"{k} {v:.3f}" for k, v in result["masked_object"].items())
         console.print(f"object guessed from the verb alone (train majority): {masked}", highlight=False)
+        mc = ", ".join(f"{k} {v:.3f}" for k, v in result["mc_text_only"].items())
+        console.print(f"MC questions answered from the candidates alone (chance 0.200): {mc}",
+                      highlight=False)
+        sim = ", ".join(f"{k} {v:.2f}" for k, v in result["signature_cosine"].items())
+        console.print(f"mean cosine of hidden signatures: {sim}", highlight=False)
         order = result["order"]
         if order is None:
             console.print("order: no reordered twins in test (shuffled_order_distractors=0)")

@@ -10,6 +10,10 @@ quoted in docs/synthvl.md.
   context tells the occurrences apart) stay hard for it.
 * masked object: guess a query's object from its verb alone (the most frequent object of that
   verb in train) - the shortcut that ``spurious_cooccurrence`` plants and test breaks.
+* text-only QA: pick the candidate sharing most words with the other candidates, a shortcut
+  that well-built distractors keep at chance (1/5).
+* world: mean cosine between signatures of compositions sharing a verb, sharing an object, or
+  nothing (rebuilt from ``meta.json``'s seed and parameters).
 * order: for each pair of same-events videos in another order (``shuffled_order_distractors``),
   does a paragraph pick its own video rather than the twin? Order-blind mean pooling vs an
   order-aware match of sentence i to the i-th equal segment.
@@ -189,10 +193,46 @@ def order_probe(train: SynthVLSplit, data: SynthVLSplit) -> dict[str, float] | N
     return result
 
 
+def mc_text_only_probe(evals: list[SynthVLSplit]) -> dict[str, float]:
+    """Accuracy, per split, of answering from the candidates alone (most shared words)."""
+    out = {}
+    for data in evals:
+        hits = 0
+        for q in data.questions:
+            words = [set(c.split()) for c in q.candidates]
+            shared = [sum(len(w & o) for o in words) for w in words]
+            hits += int(np.argmax(shared)) == q.answer
+        out[data.split] = hits / max(1, len(data.questions))
+    return out
+
+
+def signature_similarity(meta: dict[str, Any]) -> dict[str, float]:
+    """Mean cosine between the hidden signatures of compositions that share the verb, share the
+    object, or share nothing."""
+    from vidlang.data.synthvl.config import make_config
+    from vidlang.data.synthvl.world import build_world
+
+    cfg = make_config(meta["preset"], **meta["overrides"])
+    world = build_world(cfg, meta["seed"])
+    comps = list(world.signatures)
+    sigs = np.stack([world.signatures[c] for c in comps])
+    sigs /= np.linalg.norm(sigs, axis=1, keepdims=True)
+    cos = sigs @ sigs.T
+    groups: dict[str, list[float]] = {"same_verb": [], "same_object": [], "unrelated": []}
+    for i, a in enumerate(comps):
+        for j in range(i + 1, len(comps)):
+            b = comps[j]
+            key = "same_verb" if a[0] == b[0] else "same_object" if a[1] == b[1] else "unrelated"
+            groups[key].append(float(cos[i, j]))
+    return {k: float(np.mean(v)) for k, v in groups.items()}
+
+
 def run_probes(root: str | Path, eval_splits: tuple[str, ...] = ("test", "test_novel")) -> dict[str, Any]:
     """All three probes on the SynthVL folder ``root`` (trained on its train split)."""
     train = load(root, "train")
     evals = [load(root, s) for s in eval_splits]
     return {"grounding": grounding_probe(train, evals),
             "masked_object": masked_object_probe(train, evals),
-            "order": order_probe(train, evals[0])}
+            "mc_text_only": mc_text_only_probe(evals),
+            "order": order_probe(train, evals[0]),
+            "signature_cosine": signature_similarity(train.meta)}
