@@ -173,3 +173,15 @@ def test_nms_windows_returns_kept_rows():
     assert nms_windows(rows, 0.5) == [[20.0, 30.0, 0.95], [0.0, 10.0, 0.9]]
     assert nms_windows(rows, 0.5, topk=1) == [[20.0, 30.0, 0.95]]
     assert nms_windows([], 0.5) == []
+
+
+def test_soft_nms_through_the_evaluator_and_empty_moment_detr_lists():
+    g = [gt(1, [[20, 30]])]
+    p = [pred(1, [[0, 10, 1.0], [0, 9, 0.9], [20, 30, 0.8]])]
+    # hard NMS without a cap ranks [20,30] 2nd as well; soft NMS demotes [0,9] below it
+    soft = evaluate_grounding(p, g, "mmn", nms_kind="soft", recall_at=[2], thresholds=[0.5])
+    assert soft["R@2,IoU>=0.5 [mmn*]"] == 100.0
+    none = evaluate_grounding(p, g, "mmn", nms_thresh=None, recall_at=[2], thresholds=[0.5])
+    assert none["R@2,IoU>=0.5 [mmn*]"] == 0.0
+    empty = evaluate_grounding([pred(1, [])], g, "moment_detr")
+    assert empty["MR-full-R1@0.5 [moment_detr]"] == 0.0 and empty["R@1,IoU>=0.5 [moment_detr]"] == 0.0

@@ -69,6 +69,8 @@ def _bucket(arrays: WindowArrays, length_range: tuple[float, float] | None) -> W
 
 def _r1(arrays: WindowArrays) -> dict[str, float]:
     """MR-R1 at each threshold: first listed window vs its best-overlapping GT window."""
+    if arrays.pred.shape[1] == 0:  # no query has a window: every query misses
+        return {str(t): 0.0 for t in MR_THRESHOLDS}
     first = arrays.pred[:, 0, :]
     has = arrays.pred_valid[:, 0]
     ious = temporal_iou_rows(first, arrays.gt, arrays.gt_valid)
