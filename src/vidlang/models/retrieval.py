@@ -41,7 +41,7 @@ from vidlang.errors import ConfigError, DataError
 from vidlang.losses.contrastive import info_nce, negnce
 from vidlang.losses.multilevel import global_valid_mask
 from vidlang.losses.tpmcl import TPMCL
-from vidlang.models.base import TrainState, VidlangModel
+from vidlang.models.base import FeatureSpec, TrainState, VidlangModel
 from vidlang.models.blocks.temporal import TEMPORAL_MODULES, masked_mean
 from vidlang.models.blocks.token_sim import (
     normalise_weights,
@@ -68,6 +68,7 @@ class DualEncoderConfig:
     temporal_layers: int = 4
     temporal_heads: int = 4
     max_clips: int = 128
+    num_frames: int = 0  # >0: pick this many clips uniformly (CLIP4Clip: 12 or 64); 0 = all
     similarity: str = "sentence"  # sentence (CLIP4Clip) | att_ti (DMAE)
     logit_scale_init: float = 1.0 / 0.07  # exp(logit_scale) at init; learnable
     learn_logit_scale: bool = True
@@ -223,6 +224,12 @@ class DualEncoder(VidlangModel):
         self.tpmcl = (TPMCL(cfg.embed_dim, cfg.tpmcl_partial_type, cfg.tpmcl_margin,
                             cfg.tpmcl_mask_fraction) if cfg.tpmcl_partial_type != -1 else None)
         self.multilevel = MultiLevelAlignment(cfg.multilevel) if cfg.multilevel.enabled else None
+
+    def feature_spec(self) -> FeatureSpec:
+        """CLIP4Clip's uniform frame sampling when ``num_frames`` > 0, else every clip."""
+        if self.cfg.num_frames > 0:
+            return FeatureSpec(mode="uniform", num_clips=self.cfg.num_frames)
+        return FeatureSpec()
 
     # ---- encoders -------------------------------------------------------------------------
     def _encode_raw_text(self, texts: Sequence[str]) -> TextEncoding:
