@@ -357,10 +357,11 @@ def faithful_eval_distance(text: torch.Tensor, text_mask: torch.Tensor, video: t
 
 def reference_distance(cost: torch.Tensor, kind: str = "softdtw", gamma: float = 0.1
                        ) -> torch.Tensor:
-    """Plain O(n*m) cell-by-cell dynamic programme for ONE cost matrix [n, m] (autograd
-    through torch ops). The test oracle and the benchmark baseline; slow on purpose."""
+    """Plain O(n*m) cell-by-cell dynamic programme for cost [..., n, m] (all cells valid;
+    leading dims are a batch), differentiable through autograd. The test oracle and the
+    benchmark baseline; slow on purpose."""
     soft = SEQUENCE_DISTANCES.get(kind).soft
-    n, m = cost.shape
+    n, m = cost.shape[-2:]
     otam = kind in ("otam", "softotam")
     if otam:
         cost = F.pad(cost, (1, 1))
@@ -368,16 +369,16 @@ def reference_distance(cost: torch.Tensor, kind: str = "softdtw", gamma: float =
 
     def smin(values: list[torch.Tensor]) -> torch.Tensor:
         stacked = torch.stack(values)
-        return -gamma * torch.logsumexp(-stacked / gamma, dim=0) if soft else stacked.min()
+        return -gamma * torch.logsumexp(-stacked / gamma, dim=0) if soft else stacked.amin(dim=0)
 
-    inf = cost.new_tensor(INF)
+    inf = cost.new_full(cost.shape[:-2], INF)
     table: list[list[torch.Tensor]] = [[inf] * (m + 1) for _ in range(n + 1)]
-    table[0][0] = cost.new_zeros(())
+    table[0][0] = torch.zeros_like(inf)
     for i in range(1, n + 1):
         for j in range(1, m + 1):
             vertical_ok = not otam or j in (1, m)
             preds = [table[i - 1][j - 1], table[i][j - 1]]
             if vertical_ok:
                 preds.append(table[i - 1][j])
-            table[i][j] = cost[i - 1, j - 1] + smin(preds)
+            table[i][j] = cost[..., i - 1, j - 1] + smin(preds)
     return table[n][m]
