@@ -55,6 +55,9 @@ class ToyGrounder(VidlangModel):
     def on_train_epoch_start(self, state: TrainState) -> None:
         self.epochs_seen.append(state.epoch)
 
+    def prepare(self, train_records) -> None:
+        self.prepared_with = [r.qid for r in train_records]
+
     def training_losses(self, batch: dict[str, Any], state: TrainState) -> dict[str, torch.Tensor]:
         logits = self._scores(batch)
         t = logits.shape[1]

@@ -65,6 +65,7 @@ def test_toy_model_trains_loss_falls_and_round_trips(tmp_path):
     assert result.model_dir == result.last_dir
     model = result.model
     assert model.epochs_seen == [1, 2, 3, 4, 5, 6]  # on_train_epoch_start got 1-based epochs
+    assert model.prepared_with == [r.qid for r in pipe.records("train")]  # prepare() hook
     assert (tmp_path / "run" / "curves.png").stat().st_size > 0
     assert (tmp_path / "run" / "config.yaml").is_file()
 

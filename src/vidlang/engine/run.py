@@ -170,6 +170,16 @@ def _trainer(cfg: ExperimentConfig, out: Path, callbacks: Sequence[L.Callback]) 
     )
 
 
+def prepare_model(model: Any, pipe: TaskPipeline) -> None:
+    """Call ``model.prepare(training records)`` when the model overrides the hook (e.g. CPL
+    builds its vocabulary); runs before the optimiser is built and, on resume, before the
+    checkpoint's weights (and buffers such as a vocabulary) are restored."""
+    from vidlang.models.base import VidlangModel
+
+    if type(model).prepare is not VidlangModel.prepare:
+        model.prepare(pipe.training_records())
+
+
 def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = False,
           pipeline: TaskPipeline | None = None, callbacks: Sequence[L.Callback] = ()) -> TrainResult:
     """Train ``cfg`` into ``out_dir``; ``resume`` continues from ``checkpoints/last.ckpt``."""
@@ -185,6 +195,7 @@ def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = False,
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model = build_model(cfg)
     pipe = pipeline if pipeline is not None else build_pipeline(cfg, model)
+    prepare_model(model, pipe)
     module = VidlangLightningModule(model, cfg, pipe)
     export = ExportBest(cfg, out, pipe.selection_is_test)
     trainer = _trainer(cfg, out, [export, *callbacks])

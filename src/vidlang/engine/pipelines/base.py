@@ -122,6 +122,15 @@ class TaskPipeline(ABC):
     def selection_is_test(self) -> bool:
         return self.data.select_split is not None and self.data.select_split == self.data.test_split
 
+    def training_records(self) -> Sequence[Any]:
+        """The train split's records, handed to ``VidlangModel.prepare`` before training
+        (default: ``self.records(data.train_split)`` when the pipeline has ``records``)."""
+        records = getattr(self, "records", None)
+        if not callable(records):
+            raise NotImplementedError(f"{type(self).__name__} provides no training records for "
+                                      "VidlangModel.prepare; implement training_records()")
+        return records(self.data.train_split)
+
     @abstractmethod
     def train_loader(self, rank: int = 0, world_size: int = 1) -> DataLoader:
         """Loader over ``data.train_split``, shuffled per (seed, epoch)."""
