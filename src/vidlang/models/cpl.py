@@ -318,6 +318,8 @@ class CPL(VidlangModel):
         if feats.shape[1] != cfg.num_clips:
             raise ConfigError(f"model.num_clips: batch has {feats.shape[1]} clips, expected {cfg.num_clips} "
                               "(features must be resampled per feature_spec())")
+        if feats.shape[2] != cfg.frame_dim:
+            raise ConfigError(f"model.frame_dim: batch features are {feats.shape[2]}-d, the model expects {cfg.frame_dim}")
         b = feats.shape[0]
         video = torch.cat([feats, self.pred_vec.expand(b, 1, -1)], dim=1)
         frames = self.frame_fc(self.drop(video))[qv]  # [Q, T+1, d]
@@ -424,7 +426,7 @@ class CPL(VidlangModel):
         """All K proposals per query, lowest reconstruction loss first (score = -loss).
 
         With ``vote`` the IoU-voting winner is moved to the top (R@1 of CPL*), the rest keep
-        the loss order, and the winner takes the best loss score so scores stay sorted.
+        the loss order, and the winner's score is just above the best loss score so scores stay sorted.
         """
         losses, boxes = self.proposal_losses(batch)
         order = losses.argsort(dim=1, stable=True)
@@ -434,7 +436,8 @@ class CPL(VidlangModel):
             order = torch.cat([winner.unsqueeze(1), rest], dim=1)
         scores = (-losses).gather(1, order)
         if self.cfg.vote:
-            scores[:, 0] = (-losses).amax(dim=1)
+            top = (-losses).amax(dim=1)
+            scores[:, 0] = torch.nextafter(top, torch.full_like(top, torch.inf))
         dur = batch["durations"][batch["query_video"]].to(boxes)
         ranked = boxes.gather(1, order.unsqueeze(-1).expand(-1, -1, 2)) * dur.view(-1, 1, 1)
         out = torch.cat([ranked, scores.unsqueeze(-1)], dim=-1).cpu().tolist()

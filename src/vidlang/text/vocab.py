@@ -1,7 +1,7 @@
 """Word vocabulary for CPL/CCR: top-N training words by frequency, no UNK.
 
-Sentences are split by :func:`vidlang.text.word.simple_tokenize` (lower-cased, punctuation
-dropped; deterministic, no NLTK data needed). Words outside the vocabulary are deleted from the
+Sentences are split by :func:`tokenize` (lower-cased words of any script, punctuation dropped;
+deterministic, no NLTK data needed). Words outside the vocabulary are deleted from the
 sentence, as in the original release (cpl_ccr.md section 1). Index 0 is PAD, which also serves
 as the end token of the next-word objective.
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,12 +25,18 @@ import numpy as np
 import torch
 
 from vidlang.errors import ConfigError
-from vidlang.text.word import read_glove, simple_tokenize
+from vidlang.text.word import read_glove
 
 log = logging.getLogger(__name__)
 
 PAD = "<pad>"
 MINILM_DIM = 384
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased words of any script (apostrophes kept inside words); punctuation dropped."""
+    return _WORD.findall(text.lower())
 
 
 @dataclass
@@ -49,7 +56,7 @@ class Vocabulary:
     @classmethod
     def build(cls, sentences: Iterable[str], max_words: int) -> Vocabulary:
         """The ``max_words`` most frequent words (ties broken alphabetically, so deterministic)."""
-        counts = Counter(w for s in sentences for w in simple_tokenize(s))
+        counts = Counter(w for s in sentences for w in tokenize(s))
         ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:max_words]
         return cls([PAD, *(w for w, _ in ranked)])
 
@@ -58,7 +65,7 @@ class Vocabulary:
 
     def tokens(self, sentence: str, max_len: int | None = None) -> list[str]:
         """In-vocabulary words of ``sentence`` (others deleted), truncated to ``max_len``."""
-        kept = [w for w in simple_tokenize(sentence) if w in self.index]
+        kept = [w for w in tokenize(sentence) if w in self.index]
         return kept if max_len is None else kept[:max_len]
 
     def encode(self, sentence: str, max_len: int | None = None) -> list[int]:
