@@ -68,6 +68,9 @@ class MMNConfig:
     only_iou_epochs: int = 7           # full lambda while epoch <= this ...
     contrastive_decay: float = 0.01    # ... then lambda * this
     reproduce_upstream_quirks: bool = False
+    # A frozen text encoder runs in eval mode and its sentence vectors are cached per string
+    # (fast on CPU, deterministic). Upstream keeps DistilBERT's dropout on while frozen: false.
+    cache_frozen_text: bool = True
     score_power: float = 0.5           # p in ((cos_mm + 1) / 2)^p
     nms_thresh: float = 0.5
     max_predictions: Optional[int] = None   # cap after NMS (None = keep all survivors)
@@ -195,6 +198,7 @@ class MMN(VidlangModel):
         super().__init__(cfg)
         validate_config(cfg)
         self.text_encoder = text_encoder or build_mmn_text_encoder(cfg.text)
+        self._text_cache: dict[str, torch.Tensor] = {}
         self.featpool = FeatPool(cfg.input_dim, cfg.featpool_hidden, cfg.featpool_kernel,
                                  cfg.num_pre_clips // cfg.num_clips)
         self.map2d = SparseMaxPool2DMap(cfg.num_clips, cfg.pooling_counts)
@@ -211,7 +215,8 @@ class MMN(VidlangModel):
         return param_groups_with_multipliers(self, base_lr, {self.text_encoder: self.cfg.text.lr_mult})
 
     def on_train_epoch_start(self, state: TrainState) -> None:
-        apply_freeze(self.text_encoder, state.epoch, self.cfg.text.freeze_epochs)
+        if apply_freeze(self.text_encoder, state.epoch, self.cfg.text.freeze_epochs):
+            self._text_cache.clear()  # the encoder will change: cached vectors go stale
 
     def contrastive_weight(self, epoch: int) -> float:
         """lambda while epoch <= only_iou_epochs, then lambda * contrastive_decay (not zero)."""
@@ -222,8 +227,18 @@ class MMN(VidlangModel):
     def encode_text(self, queries: list[str]) -> torch.Tensor:
         """[Q, D] sentence vectors (grad flows only while the encoder is unfrozen)."""
         trainable = any(p.requires_grad for p in self.text_encoder.parameters())
-        with torch.set_grad_enabled(torch.is_grad_enabled() and trainable):
-            return self.text_encoder(list(queries)).sentence
+        if trainable or not self.cfg.cache_frozen_text:
+            with torch.set_grad_enabled(torch.is_grad_enabled() and trainable):
+                return self.text_encoder(list(queries)).sentence
+        missing = sorted({q for q in queries if q not in self._text_cache})
+        if missing:
+            was_training = self.text_encoder.training
+            self.text_encoder.eval()
+            with torch.no_grad():
+                vectors = self.text_encoder(missing).sentence.detach()
+            self.text_encoder.train(was_training)
+            self._text_cache.update(zip(missing, vectors))
+        return torch.stack([self._text_cache[q] for q in queries])
 
     def forward(self, batch: dict[str, Any]) -> GroundingScores:
         feats = batch["feats"]
@@ -284,15 +299,16 @@ class MMN(VidlangModel):
         preds = []
         for q, qid in enumerate(batch["qids"]):
             duration = float(batch["durations"][batch["query_video"][q]])
-            scores = rank[q, ii, jj].double()
-            keep = scores > 0 if not self.cfg.rank_masked_cells else torch.ones_like(scores).bool()
+            scores = rank[q, ii, jj].double().cpu()
+            # MMN ranks the non-zero cells; 2D-TAN ranks every upper-triangle cell
+            keep = torch.ones_like(scores, dtype=torch.bool) if self.cfg.rank_masked_cells \
+                else scores > 0
             spans = cell_index_to_seconds(ii[keep].cpu(), jj[keep].cpu(), n, duration)
-            windows = torch.cat([spans, scores[keep].cpu()[:, None]], dim=1).tolist()
-            windows = nms(windows, self.cfg.nms_thresh)
-            if self.cfg.max_predictions is not None:
-                windows = windows[: self.cfg.max_predictions]
+            kept = nms(spans.numpy(), scores[keep].numpy(), self.cfg.nms_thresh,
+                       self.cfg.max_predictions)
+            windows = torch.cat([spans, scores[keep][:, None]], dim=1)[torch.as_tensor(kept)]
             preds.append({"qid": qid, "vid": batch["video_ids"][int(batch["query_video"][q])],
-                          "pred_relevant_windows": [list(map(float, w)) for w in windows]})
+                          "pred_relevant_windows": windows.tolist()})
         return preds
 
 

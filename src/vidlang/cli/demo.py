@@ -1,0 +1,189 @@
+"""``vidlang demo``: the main job end to end on the embedded benchmark, offline.
+
+Generate SynthVL -> train MMN (``mmn/cpu``) -> evaluate on ``test`` and ``test_novel`` and print
+the R@n table -> answer three test queries with :class:`vidlang.predictor.GroundingPredictor`
+(ground truth vs top predictions) -> draw GT and predicted windows of a few test videos on a
+timeline (``timeline.png``). Everything is built from the public APIs (synth, engine,
+predictor, metrics); the same seed gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+EVAL_SPLITS = ("test", "test_novel")
+DEMO_CONFIG = "mmn/cpu"
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``demo`` command."""
+
+    @app.command("demo")
+    def demo(
+        out: Path = typer.Option(Path("demo_out"), "--out", help="Folder for data, run, table and PNG."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the benchmark and of training."),
+        preset: str = typer.Option("small", "--preset", help="SynthVL preset (small; tiny for a smoke test)."),
+        epochs: Optional[int] = typer.Option(None, "--epochs", help="Override trainer.max_epochs of mmn/cpu."),
+        set_: Optional[list[str]] = typer.Option(None, "--set", help="Extra config override (repeatable)."),
+    ) -> None:
+        """Generate SynthVL, train MMN on CPU, print R@n, answer three queries, draw a timeline."""
+        run_demo(out, seed, preset, epochs, list(set_ or []))
+
+
+def run_demo(out: Path, seed: int = 0, preset: str = "small", epochs: Optional[int] = None,
+             overrides: Optional[list[str]] = None) -> dict[str, Any]:
+    """The demo as a function (tests call it with the tiny preset); returns what it printed."""
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal:  # logs and pipes: keep the table readable
+        console = Console(width=120)
+    out = Path(out)
+    if (out / "run" / "checkpoints" / "last.ckpt").exists():
+        from vidlang.errors import ConfigError
+
+        raise ConfigError(f"{out} already holds a demo run; remove it or pass another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    data_dir = _generate(out / "synthvl", preset, seed, console)
+    cfg = _config(data_dir, seed, epochs, overrides or [])
+    console.rule(f"[bold]2/4 train MMN ({DEMO_CONFIG}, seed {seed}, {cfg.trainer.max_epochs} epochs)")
+    from vidlang.engine import train
+
+    result = train(cfg, out / "run")
+    model_dir = result.best_dir or result.last_dir
+    console.print(f"model: {model_dir}")
+    console.rule("[bold]3/4 evaluate")
+    reports = _evaluate(cfg, model_dir, out, console)
+    console.rule("[bold]4/4 three example queries and a timeline")
+    examples = _examples(model_dir, data_dir, console)
+    png = _timeline(data_dir, out / "eval_test" / "predictions.jsonl", out / "timeline.png")
+    console.print(f"timeline of ground truth vs predictions: [bold]{png}[/]")
+    summary = {"seed": seed, "preset": preset, "config": DEMO_CONFIG, "model": str(model_dir),
+               "metrics": {s: r["metrics"] for s, r in reports.items()}, "examples": examples,
+               "timeline": str(png)}
+    (out / "demo_summary.json").write_text(json.dumps(summary, indent=1, default=float) + "\n",
+                                           encoding="utf-8")
+    return summary
+
+
+def _generate(folder: Path, preset: str, seed: int, console: Any) -> Path:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from vidlang.data.synthvl import generate, make_config
+    from vidlang.data.synthvl.generate import total_videos
+
+    console.rule(f"[bold]1/4 generate SynthVL {preset} (seed {seed})")
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task(f"synthvl {preset}", total=total_videos(make_config(preset)))
+        generate(folder, preset, seed, progress=lambda n: bar.advance(task, n))
+    console.print(f"wrote {folder}")
+    return folder
+
+
+def _config(data_dir: Path, seed: int, epochs: Optional[int], overrides: list[str]) -> Any:
+    from vidlang.data.synthvl import read_meta
+    from vidlang.engine import load_config
+
+    dim = int(read_meta(data_dir)["params"]["feature_dim"])
+    sets = [f"data.root={data_dir}", f"seed={seed}", f"model.input_dim={dim}"]
+    if epochs is not None:
+        sets.append(f"trainer.max_epochs={epochs}")
+    return load_config(DEMO_CONFIG, sets + overrides)
+
+
+def _evaluate(cfg: Any, model_dir: Path, out: Path, console: Any) -> dict[str, dict[str, Any]]:
+    from rich.table import Table
+
+    from vidlang.engine import evaluate
+
+    reports = {s: evaluate(cfg, model_dir, split=s, out_dir=out / f"eval_{s}") for s in EVAL_SPLITS}
+    keys = [k for k in reports[EVAL_SPLITS[0]]["metrics"] if k.startswith(("R@", "mIoU"))]
+    table = Table(title=f"MMN on SynthVL ({cfg.eval.preset} convention; percent)")
+    table.add_column("split")
+    for key in keys:
+        table.add_column(_short_key(key), justify="right")
+    table.add_column("queries", justify="right")
+    for split, report in reports.items():
+        m = report["metrics"]
+        queries = next((v for k, v in m.items() if k.startswith("queries")), "")
+        table.add_row(split, *(f"{m[k]:.2f}" for k in keys), f"{queries:g}" if queries != "" else "")
+    console.print(table)
+    return reports
+
+
+def _examples(model_dir: Path, data_dir: Path, console: Any, count: int = 3) -> list[dict[str, Any]]:
+    from vidlang.data.synthvl import FEATURES_FILE, load
+    from vidlang.predictor import GroundingPredictor
+
+    predictor = GroundingPredictor.from_pretrained(model_dir, device="cpu")
+    records = list(load(data_dir, "test").grounding)
+    step = max(1, len(records) // count)
+    shown = []
+    for record in records[::step][:count]:
+        windows = predictor.predict_from_store(data_dir / FEATURES_FILE, record.video_id,
+                                               [record.query], record.duration, top_k=3)[0]
+        gt = ", ".join(f"[{s:.1f}, {e:.1f}]" for s, e in record.windows)
+        console.print(f"[bold]{record.query}[/]  ({record.video_id}, {record.duration:.1f} s)")
+        console.print(f"  ground truth: {gt}")
+        for rank, (s, e, score) in enumerate(windows, start=1):
+            console.print(f"  #{rank}: [{s:.1f}, {e:.1f}]  score {score:.3f}")
+        shown.append({"qid": record.qid, "query": record.query, "video_id": record.video_id,
+                      "ground_truth": [list(w) for w in record.windows], "top3": windows})
+    return shown
+
+
+def _timeline(data_dir: Path, predictions: Path, png: Path, videos: int = 4,
+              queries_per_video: int = 3) -> Path:
+    """One panel per test video: each query's GT window and its top-3 predicted windows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vidlang.data.records import iter_jsonl
+    from vidlang.data.synthvl import load
+
+    preds = {str(obj["qid"]): obj["pred_relevant_windows"] for _, obj in iter_jsonl(predictions)}
+    by_video: dict[str, list[Any]] = {}
+    for record in load(data_dir, "test").grounding:
+        by_video.setdefault(record.video_id, []).append(record)
+    chosen = list(by_video.items())[:videos]
+    fig, axes = plt.subplots(len(chosen), 1, figsize=(10, 2.2 * len(chosen)), squeeze=False)
+    for ax, (video_id, records) in zip(axes[:, 0], chosen):
+        records = records[:queries_per_video]
+        for row, record in enumerate(records):
+            y = len(records) - 1 - row
+            for s, e in record.windows:
+                ax.barh(y + 0.18, e - s, left=s, height=0.3, color="tab:green",
+                        label="ground truth" if row == 0 else None)
+            for rank, (s, e, _score) in enumerate(preds.get(record.qid, [])[:3]):
+                ax.barh(y - 0.18, e - s, left=s, height=0.3, color="tab:orange",
+                        alpha=[0.9, 0.45, 0.2][rank],
+                        label=f"prediction #{rank + 1}" if row == 0 else None)
+        ax.set_yticks(range(len(records)))
+        ax.set_yticklabels([_short(r.query) for r in reversed(records)], fontsize=7)
+        ax.set_xlim(0, records[0].duration)
+        ax.set_title(f"{video_id} ({records[0].duration:.1f} s)", fontsize=9)
+    axes[-1, 0].set_xlabel("seconds")
+    axes[0, 0].legend(loc="upper right", fontsize=7, ncol=4)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return png
+
+
+def _short_key(key: str) -> str:
+    """``R@1,IoU>=0.5 [mmn]`` -> ``R1@0.5``; other keys lose only their tag."""
+    import re
+
+    match = re.match(r"R@(\d+),IoU\S*?([\d.]+) \[", key)
+    return f"R{match.group(1)}@{match.group(2)}" if match else key.split(" [")[0]
+
+
+def _short(text: str, width: int = 48) -> str:
+    return text if len(text) <= width else text[: width - 1] + "..."
