@@ -224,12 +224,12 @@ def order_constrained_decode(scores: torch.Tensor) -> torch.Tensor:
     return torch.tensor(pos[::-1], dtype=torch.long)
 
 
-def step_hits(frames: torch.Tensor, text: torch.Tensor, windows: Sequence[Window],
-              duration: float) -> list[bool]:
-    """Whether each step's decoded second falls inside its own window."""
+def decode_step_times(frames: torch.Tensor, text: torch.Tensor, duration: float) -> list[float]:
+    """Each step's predicted time (seconds, the centre of its decoded feature row) from the
+    cosine of step sentences [K, D] with per-second frame embeddings [T, D]."""
     positions = order_constrained_decode(text @ frames.t())
     seconds_per_row = duration / frames.shape[0]
-    return [w[0] <= (int(t) + 0.5) * seconds_per_row <= w[1] for t, w in zip(positions, windows)]
+    return [(int(t) + 0.5) * seconds_per_row for t in positions]
 
 
 def video_to_video_accuracy(queries: Sequence[torch.Tensor], query_labels: Sequence[Any],
@@ -315,6 +315,19 @@ class AlignmentPipeline(TaskPipeline):
                            num_workers=self.data.num_workers, rank=rank, world_size=world_size,
                            pad=False)
 
+    def _step_recall(self, items: Sequence[dict[str, Any]]) -> float:
+        """CrossTask-style recall (``vidlang.metrics.step_recall``) with each paragraph's
+        sentences as its steps and the dataset as the one task."""
+        from vidlang.metrics import step_recall
+
+        preds, truth = [], []
+        for it in items:
+            times = decode_step_times(it["frames"].float(), it["text"].float(), it["duration"])
+            preds.append({"vid": it["video_id"], "pred_steps": dict(enumerate(times))})
+            truth.append({"vid": it["video_id"], "task": self.data.dataset,
+                          "steps": {k: [list(w)] for k, w in enumerate(it["windows"])}})
+        return next(v for k, v in step_recall(preds, truth).items() if k.startswith("step recall "))
+
     def evaluate(self, outputs: Sequence[Any], split: str) -> dict[str, Any]:
         """``p2v/{cap_avg,dtw,otam}/R@{1,5,10}`` (+ MdR), ``steps/recall`` and counts."""
         items = {it["video_id"]: it for out in outputs for it in out}
@@ -331,10 +344,7 @@ class AlignmentPipeline(TaskPipeline):
         for name in P2V_SCORERS:
             for key, value in _recalls(scores[name]).items():
                 metrics[f"p2v/{name}/{key}"] = value
-        hits = [h for it in ordered
-                for h in step_hits(it["frames"].float(), it["text"].float(), it["windows"],
-                                   it["duration"])]
-        metrics["steps/recall"] = 100.0 * float(np.mean(hits))
+        metrics["steps/recall"] = self._step_recall(ordered)
         metrics["videos"] = float(len(ordered))
         metrics["skipped"] = float(len(self.skipped.get(split, [])))
         metrics["normalise"] = normalise
