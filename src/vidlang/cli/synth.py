@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
+if TYPE_CHECKING:
+    from rich.console import Console
 
-def _console(width: int = 160):  # type: ignore[no-untyped-def]
+
+def _console(width: int = 160) -> Console:
     """A rich console that does not squeeze tables into 80 columns in pipes and logs."""
     from rich.console import Console
 

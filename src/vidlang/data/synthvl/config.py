@@ -8,6 +8,7 @@ and bad values raise :class:`ConfigError` naming the key.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -133,7 +134,7 @@ def coerce_value(key: str, value: Any) -> Any:
             value = float(value)
         except ValueError:
             raise ConfigError(f"synthvl.{key}: expected {kind.__name__}, got {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ConfigError(f"synthvl.{key}: expected {kind.__name__}, got {value!r}")
     if kind is int and float(value) != int(value):
         raise ConfigError(f"synthvl.{key}: expected an integer, got {value!r}")

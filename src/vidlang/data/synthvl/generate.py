@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from vidlang.data.records import GroundingRecord, write_grounding_jsonl
-from vidlang.data.synthvl.config import SPLITS, SynthVLConfig, make_config
+from vidlang.data.synthvl.config import SPLITS, SynthVLConfig, coerce_value, make_config
 from vidlang.data.synthvl.language import caption, event_sentence, grounding_query, questions
 from vidlang.data.synthvl.plans import VideoPlan, pair_counts, plan_split
 from vidlang.data.synthvl.render import render
@@ -114,6 +114,7 @@ def generate(out_dir: str | Path, preset: str = "small", seed: int = 0,
     ``out_dir`` and return it. ``progress(n)`` is called after every ``n`` rendered videos."""
     from vidlang.data.features import CanonicalH5Writer
 
+    overrides = {key: coerce_value(key, value) for key, value in overrides.items()}
     cfg = make_config(preset, **overrides)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ from vidlang.data.synthvl.vocab import (
     verb_by_base,
 )
 from vidlang.data.synthvl.world import Composition
+from vidlang.errors import ConfigError
 
 N_CANDIDATES = 5
 
@@ -124,39 +125,53 @@ def _question_slots(events: tuple[Composition, ...]) -> list[tuple[str, int | No
     return slots
 
 
-def _related(comp: Composition, pool: list[Composition]) -> list[Composition]:
-    return [c for c in pool if c != comp and (c[0] == comp[0] or c[1] == comp[1])]
+def _pick_new(options: list[Composition], rng: np.random.Generator) -> Composition | None:
+    return options[int(rng.integers(len(options)))] if options else None
 
 
-def _distractors(answer: Composition, anchor: Composition | None, events: tuple[Composition, ...],
-                 pool: list[Composition], rng: np.random.Generator) -> list[Composition]:
-    """Four plausible wrong answers: the video's other events first (only its order tells
-    them from the answer), then events sharing a verb or object with a *random* event of the
-    video. Drawing the look-alikes around any event, not the answer, keeps the answer from
-    being the odd one out, and the anchor of "after / before X" is never a candidate, so
-    the text alone does not give the answer away."""
-    chosen: list[Composition] = []
-    blocked = {answer, anchor}
-    in_video = [c for c in dict.fromkeys(events) if c not in blocked]
-    for idx in rng.permutation(len(in_video)):
-        if len(chosen) < N_CANDIDATES - 1:
-            chosen.append(in_video[int(idx)])
-    for _ in range(100):
-        if len(chosen) >= N_CANDIDATES - 1:
-            break
-        around = events[int(rng.integers(len(events)))]
-        options = [c for c in _related(around, pool) if c not in blocked and c not in chosen]
-        if options:
-            chosen.append(options[int(rng.integers(len(options)))])
-    rest = [c for c in pool if c not in blocked and c not in chosen]
-    for idx in rng.permutation(len(rest))[: N_CANDIDATES - 1 - len(chosen)]:
-        chosen.append(rest[int(idx)])
-    return chosen
+def _candidates(answer: Composition, anchor: Composition | None, events: tuple[Composition, ...],
+                pool: list[Composition], rng: np.random.Generator) -> list[Composition]:
+    """Five candidates in a symmetric shape: two *pairs* (an event and a look-alike sharing its
+    verb or object) and one single. The answer takes a uniformly random place in that shape,
+    the other places go to the video's other events first (only the order tells them from the
+    answer), then to random events of the pool. So every candidate, the answer included, is in
+    a pair with probability 4/5, no text-only cue (word overlap, odd one out) singles out the
+    answer, and the anchor of "after / before X" is never a candidate."""
+    blocked = {answer, anchor, *events}
+    others = [c for c in dict.fromkeys(events) if c not in (answer, anchor)]
+    others = [others[int(i)] for i in rng.permutation(len(others))]
+    chosen: list[Composition] = [answer]
+
+    def fresh() -> Composition:
+        comp = others.pop(0) if others else _pick_new([c for c in pool if c not in blocked
+                                                       and c not in chosen], rng)
+        if comp is None:
+            raise ConfigError("synthvl: the split's pool is too small for 5 MC candidates")
+        chosen.append(comp)
+        return comp
+
+    def look_alike(comp: Composition) -> None:
+        twin = _pick_new([c for c in pool if c not in blocked and c not in chosen
+                          and (c[0] == comp[0] or c[1] == comp[1])], rng)
+        if twin is None:
+            fresh()
+        else:
+            chosen.append(twin)
+
+    slot = int(rng.integers(N_CANDIDATES))  # 0-3: the answer is in a pair, 4: it is the single
+    if slot < 4:
+        look_alike(answer)
+        look_alike(fresh())
+        fresh()
+    else:
+        look_alike(fresh())
+        look_alike(fresh())
+    return chosen[1:]
 
 
 def questions(plan: VideoPlan, cfg: SynthVLConfig, pool: list[Composition],
               rng: np.random.Generator) -> list[MCQuestion]:
-    """Up to ``questions_per_video`` distinct questions, answer position uniform in 0..4."""
+    """Up to ``questions_per_video`` distinct questions, candidates in uniformly random order."""
     slots = _question_slots(plan.events)
     picked = rng.permutation(len(slots))[: cfg.questions_per_video]
     out = []
@@ -164,11 +179,13 @@ def questions(plan: VideoPlan, cfg: SynthVLConfig, pool: list[Composition],
         kind, anchor, ans = slots[idx]
         ctx = "" if anchor is None else gerund_clause(plan.events[anchor])
         answer = plan.events[ans]
-        options = _distractors(answer, None if anchor is None else plan.events[anchor],
-                               plan.events, pool, rng)
-        pos = int(rng.integers(N_CANDIDATES))
-        options.insert(pos, answer)
+        distractors = _candidates(answer, None if anchor is None else plan.events[anchor],
+                                  plan.events, pool, rng)
+        # a uniform shuffle, so neither the answer's position nor the distractors' construction
+        # order shows in the candidate order
+        order = [int(i) for i in rng.permutation(N_CANDIDATES)]
+        options = [([answer, *distractors])[i] for i in order]
         out.append(MCQuestion(f"{plan.vid}_mc{q}", plan.vid, kind,
                               QUESTION_TEMPLATES[kind].format(ctx_g=ctx),
-                              tuple(clause(c) for c in options), pos))
+                              tuple(clause(c) for c in options), order.index(0)))
     return out

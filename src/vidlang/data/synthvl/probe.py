@@ -66,11 +66,17 @@ def _window_mean(feats: np.ndarray, window: tuple[float, float], clip: float) ->
     return feats[first:last].mean(axis=0)
 
 
-def _read_features(data: SynthVLSplit) -> dict[str, np.ndarray]:
+def _read_features(data: SynthVLSplit, per_video: bool = True) -> dict[str, np.ndarray]:
+    """Features of the split's videos, centred per video (drops the scene; for grounding) or
+    by the split's mean clip (keeps each video's content; for whole-video matching)."""
     import h5py
 
     with h5py.File(data.features_path, "r") as f:
-        return {v["vid"]: _centred(f[v["vid"]][()].astype(np.float64)) for v in data.videos}
+        feats = {v["vid"]: f[v["vid"]][()].astype(np.float64) for v in data.videos}
+    if per_video:
+        return {vid: _centred(x) for vid, x in feats.items()}
+    mean = np.concatenate(list(feats.values())).mean(axis=0, keepdims=True)
+    return {vid: x - mean for vid, x in feats.items()}
 
 
 @dataclass
@@ -117,17 +123,23 @@ def _recall(ious: list[float]) -> dict[str, float]:
             "mIoU": float(arr.mean())} if len(arr) else {}
 
 
-def _repeated(rec: GroundingRecord, data: SynthVLSplit, by_vid: dict[str, dict[str, Any]]) -> bool:
+def _repeated(rec: GroundingRecord, by_vid: dict[str, dict[str, Any]]) -> bool:
     events = [(e["verb"], e["object"]) for e in by_vid[rec.video_id]["events"]]
     return events.count(events[rec.extra["event_index"]]) > 1
 
 
-def grounding_probe(train: SynthVLSplit, evals: list[SynthVLSplit]) -> list[dict[str, Any]]:
-    """Ridge bag-of-words grounding vs the prior, per split (and on repeated-event queries)."""
+def fit_text_to_visual(train: SynthVLSplit) -> TextToVisual:
+    """The ridge map from each train query to its window's mean (centred) feature."""
     clip = float(train.meta["params"]["clip_seconds"])
     feats = _read_features(train)
     targets = np.stack([_window_mean(feats[r.video_id], r.windows[0], clip) for r in train.grounding])
-    model = TextToVisual.fit([r.query for r in train.grounding], targets)
+    return TextToVisual.fit([r.query for r in train.grounding], targets)
+
+
+def grounding_probe(model: TextToVisual, train: SynthVLSplit,
+                    evals: list[SynthVLSplit]) -> list[dict[str, Any]]:
+    """Ridge bag-of-words grounding vs the prior, per split (and on repeated-event queries)."""
+    clip = float(train.meta["params"]["clip_seconds"])
     prior = np.mean([[r.windows[0][0] / r.duration, r.windows[0][1] / r.duration] for r in train.grounding], axis=0)
     rows = []
     for data in evals:
@@ -140,7 +152,7 @@ def grounding_probe(train: SynthVLSplit, evals: list[SynthVLSplit]) -> list[dict
             value = iou((s * clip, min(e * clip, rec.duration)), rec.windows[0])
             probe.append(value)
             prior_ious.append(iou((prior[0] * rec.duration, prior[1] * rec.duration), rec.windows[0]))
-            if _repeated(rec, data, by_vid):
+            if _repeated(rec, by_vid):
                 repeated.append(value)
         rows.append({"split": data.split, "queries": len(probe), "probe": _recall(probe),
                      "prior": _recall(prior_ious), "repeated_queries": len(repeated),
@@ -162,24 +174,19 @@ def masked_object_probe(train: SynthVLSplit, evals: list[SynthVLSplit]) -> dict[
     return out
 
 
-def order_probe(train: SynthVLSplit, data: SynthVLSplit) -> dict[str, float] | None:
+def order_probe(model: TextToVisual, data: SynthVLSplit) -> dict[str, float] | None:
     """Share of reordered twins told apart by a paragraph: order-blind vs order-aware."""
     pairs = [(v["vid"], v["partner"]) for v in data.videos if v["relation"] == "shuffled_order"]
     if not pairs:
         return None
-    clip = float(train.meta["params"]["clip_seconds"])
-    train_feats = _read_features(train)
-    targets = np.stack([_window_mean(train_feats[r.video_id], r.windows[0], clip) for r in train.grounding])
-    model = TextToVisual.fit([r.query for r in train.grounding], targets)
-    feats = _read_features(data)
-    raw = {vid: f + 0.0 for vid, f in feats.items()}
+    feats = _read_features(data, per_video=False)
     paragraphs = {p.video_id: model(list(p.sentences)) for p in data.paragraphs}
 
     def blind(vid: str, para: np.ndarray) -> float:
-        return float(para.mean(axis=0) @ raw[vid].mean(axis=0))
+        return float(para.mean(axis=0) @ feats[vid].mean(axis=0))
 
     def aware(vid: str, para: np.ndarray) -> float:
-        segments = np.array_split(raw[vid], len(para))
+        segments = np.array_split(feats[vid], len(para))
         return float(np.mean([p @ seg.mean(axis=0) for p, seg in zip(para, segments)]))
 
     result = {}
@@ -231,8 +238,9 @@ def run_probes(root: str | Path, eval_splits: tuple[str, ...] = ("test", "test_n
     """All three probes on the SynthVL folder ``root`` (trained on its train split)."""
     train = load(root, "train")
     evals = [load(root, s) for s in eval_splits]
-    return {"grounding": grounding_probe(train, evals),
+    model = fit_text_to_visual(train)
+    return {"grounding": grounding_probe(model, train, evals),
             "masked_object": masked_object_probe(train, evals),
             "mc_text_only": mc_text_only_probe(evals),
-            "order": order_probe(train, evals[0]),
+            "order": order_probe(model, evals[0]),
             "signature_cosine": signature_similarity(train.meta)}
