@@ -28,7 +28,9 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_same_seed_gives_identical_files_and_other_seed_differs(tiny: Path, tmp_path: Path) -> None:
-    again = generate(tmp_path / "again", "tiny", seed=0)
+    ticks: list[int] = []
+    again = generate(tmp_path / "again", "tiny", seed=0, progress=ticks.append)
+    assert sum(ticks) == sum(make_config("tiny").split_size(s) for s in SPLITS)
     other = generate(tmp_path / "other", "tiny", seed=1)
     assert _dir_hash(again) == _dir_hash(tiny)
     assert _dir_hash(other) != _dir_hash(tiny)
@@ -70,6 +72,7 @@ def test_loader_gives_every_task_consistent_records(tiny: Path) -> None:
         starts = [w[0] for w in para.windows]
         assert starts == sorted(starts) and len(para.sentences) == len(by_vid[para.video_id]["events"])
     assert all(len(c.captions) == 2 for c in data.captions)
+    assert all(v["caption"] == v["captions"][0] for v in data.videos)
     for q in data.questions:
         assert len(q.candidates) == 5 == len(set(q.candidates))
         events = by_vid[q.video_id]["events"]

@@ -31,7 +31,7 @@ LAYOUT = {
     "meta.json": "preset, seed, every parameter, counts, vocabulary and compositions",
     "{split}.jsonl": "grounding records: qid, vid, duration, query, relevant_windows, split, "
                      "event_index, context",
-    "videos_{split}.jsonl": "one object per video: vid, split, duration, captions, paragraph, "
+    "videos_{split}.jsonl": "one object per video: vid, split, duration, caption, captions, paragraph, "
                             "events, questions, partner, relation",
     "features.h5": "canonical vidlang features: one float32 [T, D] dataset per video",
     "durations.json": "{vid: seconds}",
@@ -70,6 +70,7 @@ def _describe(plan: VideoPlan, cfg: SynthVLConfig, pool: list[Any],
         "vid": plan.vid,
         "split": plan.split,
         "duration": plan.duration,
+        "caption": caps[0],
         "captions": caps,
         "paragraph": {"sentences": [event_sentence(c, rng) for c in plan.events],
                       "windows": _windows_json(plan.windows)},
