@@ -27,21 +27,18 @@ def register(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default runs/<config>)."),
     ) -> None:
         """Train a model; writes config.yaml, best/ and last/ model folders, logs and curves.png."""
-        from rich.console import Console
-
         from vidlang.engine.config import load_config
         from vidlang.engine.run import train
 
         cfg = load_config(config, set_ or [])
         run_dir = out or _default_out(config)
         result = train(cfg, run_dir, resume=resume)
-        console = Console()
-        console.print(f"run folder: {result.out_dir}")
-        console.print(f"last model: {result.last_dir}")
+        typer.echo(f"run folder: {result.out_dir}")
+        typer.echo(f"last model: {result.last_dir}")
         if result.best_dir is not None:
             label = " (TEST-SELECTED)" if cfg.data.select_split == cfg.data.test_split else ""
-            console.print(f"best model: {result.best_dir}  {cfg.eval.metric}={result.best_score:.4f} "
-                          f"on {cfg.data.select_split}{label}")
+            typer.echo(f"best model: {result.best_dir}  {result.best_metric} = {result.best_score:.4f} "
+                       f"on {cfg.data.select_split}{label}")
 
     @app.command("eval")
     def eval_cmd(

@@ -51,6 +51,7 @@ class TrainResult:
     best_dir: Path | None
     best_score: float | None
     model: Any = None
+    best_metric: str | None = None  # the metrics key eval.metric resolved to
     val_metrics: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -73,6 +74,7 @@ class ExportBest(L.Callback):
         self.cfg, self.out_dir, self.test_selected = cfg, out_dir, test_selected
         self.best_score: float | None = None
         self.best_epoch: int | None = None
+        self.best_key: str | None = None
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not isinstance(pl_module, VidlangLightningModule):
@@ -82,7 +84,7 @@ class ExportBest(L.Callback):
         score = flat[key]
         if self.best_score is not None and score <= self.best_score:
             return
-        self.best_score, self.best_epoch = score, pl_module.current_epoch + 1
+        self.best_score, self.best_epoch, self.best_key = score, pl_module.current_epoch + 1, key
         if trainer.is_global_zero:
             info = {"epoch": self.best_epoch, "metric": key, "score": score,
                     "selected_on": self.cfg.data.select_split, "test_selected": self.test_selected,
@@ -90,11 +92,12 @@ class ExportBest(L.Callback):
             save_pretrained(pl_module.model, self.cfg, self.out_dir / "best", info)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best_score": self.best_score, "best_epoch": self.best_epoch}
+        return {"best_score": self.best_score, "best_epoch": self.best_epoch, "best_key": self.best_key}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.best_score = state_dict.get("best_score")
         self.best_epoch = state_dict.get("best_epoch")
+        self.best_key = state_dict.get("best_key")
 
 
 def write_data_reports(pipe: TaskPipeline, path: Path) -> None:
@@ -207,7 +210,7 @@ def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = False,
         save_pretrained(model, cfg, last_dir, {"epoch": trainer.current_epoch})
         plot_training_curves(_csv_logs(out), out / "curves.png")
     best_dir = out / "best" if export.best_score is not None else None
-    return TrainResult(out, last_dir, best_dir, export.best_score, model, module.last_metrics)
+    return TrainResult(out, last_dir, best_dir, export.best_score, model, export.best_key, module.last_metrics)
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
