@@ -12,8 +12,9 @@ from vidlang.data.synthvl.probe import _best_span, iou, run_probes
 
 @pytest.fixture(scope="module")
 def knobs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate(tmp_path_factory.mktemp("probe"), "tiny", seed=2, n_train=160, n_test=60,
-                    feature_dim=64, spurious_cooccurrence=0.9, shuffled_order_distractors=0.5)
+    return generate(tmp_path_factory.mktemp("probe"), "tiny", seed=2, n_train=160, n_test=60, n_test_novel=40,
+                    feature_dim=64, spurious_cooccurrence=0.9, shuffled_order_distractors=0.5,
+                    hard_negative_fraction=0.4)
 
 
 def test_probes_learn_above_prior_and_expose_the_shortcuts(knobs: Path) -> None:
@@ -25,6 +26,11 @@ def test_probes_learn_above_prior_and_expose_the_shortcuts(knobs: Path) -> None:
     assert all(v < 0.35 for v in result["mc_text_only"].values())
     cosine = result["signature_cosine"]
     assert min(cosine["same_verb"], cosine["same_object"]) > cosine["unrelated"] + 0.2
+    retrieval = result["retrieval"]
+    assert retrieval["vs_random_video"] > 0.75
+    # hard negatives are harder than random videos; a reordered twin is a coin flip when pooled
+    assert retrieval["vs_hard_negative_twin"] < retrieval["vs_random_video"] - 0.05
+    assert abs(retrieval["vs_shuffled_order_twin"] - 0.5) < 0.15
     order = result["order"]
     assert order["pairs"] == 15
     assert order["order_aware"] > order["order_blind"] + 0.2

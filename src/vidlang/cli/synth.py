@@ -104,6 +104,10 @@ def register(app: typer.Typer) -> None:
                       highlight=False)
         sim = ", ".join(f"{k} {v:.2f}" for k, v in result["signature_cosine"].items())
         console.print(f"mean cosine of hidden signatures: {sim}", highlight=False)
+        ret = result["retrieval"]
+        twins = ", ".join(f"{k[3:]} {v:.3f}" for k, v in ret.items() if k.startswith("vs_") and v is not None)
+        console.print(f"caption -> video, mean pooling, test ({ret['videos']} videos): R@1 {ret['R@1']:.3f}; "
+                      f"caption prefers its video over: {twins}", highlight=False)
         order = result["order"]
         if order is None:
             console.print("order: no reordered twins in test (shuffled_order_distractors=0)")

@@ -14,6 +14,9 @@ quoted in docs/synthvl.md.
   that well-built distractors keep at chance (1/5).
 * world: mean cosine between signatures of compositions sharing a verb, sharing an object, or
   nothing (rebuilt from ``meta.json``'s seed and parameters).
+* retrieval: caption -> video with mean-pooled videos (order-blind), R@1 over the split and
+  how often a caption prefers its own video to a random video, to its hard-negative twin and
+  to its reordered twin.
 * order: for each pair of same-events videos in another order (``shuffled_order_distractors``),
   does a paragraph pick its own video rather than the twin? Order-blind mean pooling vs an
   order-aware match of sentence i to the i-th equal segment.
@@ -200,6 +203,29 @@ def order_probe(model: TextToVisual, data: SynthVLSplit) -> dict[str, float] | N
     return result
 
 
+def retrieval_probe(model: TextToVisual, data: SynthVLSplit) -> dict[str, Any]:
+    """Caption -> video retrieval with mean pooling (order-blind): R@1 over the split, and how
+    often a caption prefers its own video over (a) a random other video, (b) its hard-negative
+    twin, (c) its reordered twin."""
+    feats = _read_features(data, per_video=False)
+    vids = [v["vid"] for v in data.videos]
+    videos = np.stack([feats[vid].mean(axis=0) for vid in vids])
+    videos /= np.linalg.norm(videos, axis=1, keepdims=True)
+    captions = model([c.captions[0] for c in data.captions])  # same order as data.videos
+    sim = captions @ videos.T  # caption i belongs to video i
+    own = np.diag(sim)
+    result: dict[str, Any] = {"videos": len(vids), "R@1": float((sim.argmax(axis=1) == np.arange(len(vids))).mean())}
+    rng = np.random.default_rng(0)
+    others = (np.arange(len(vids)) + rng.integers(1, len(vids), len(vids))) % len(vids)
+    result["vs_random_video"] = float((own > sim[np.arange(len(vids)), others]).mean())
+    index = {vid: i for i, vid in enumerate(vids)}
+    for relation in ("hard_negative", "shuffled_order"):
+        pairs = [(index[v["vid"]], index[v["partner"]]) for v in data.videos if v["relation"] == relation]
+        wins = [sim[i, i] > sim[i, j] for a, b in pairs for i, j in ((a, b), (b, a))]
+        result[f"vs_{relation}_twin"] = float(np.mean(wins)) if wins else None
+    return result
+
+
 def mc_text_only_probe(evals: list[SynthVLSplit]) -> dict[str, float]:
     """Accuracy, per split, of answering from the candidates alone (most shared words)."""
     out = {}
@@ -243,4 +269,5 @@ def run_probes(root: str | Path, eval_splits: tuple[str, ...] = ("test", "test_n
             "masked_object": masked_object_probe(train, evals),
             "mc_text_only": mc_text_only_probe(evals),
             "order": order_probe(model, evals[0]),
+            "retrieval": retrieval_probe(model, evals[0]),
             "signature_cosine": signature_similarity(train.meta)}
