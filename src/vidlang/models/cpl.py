@@ -255,13 +255,20 @@ class CPL(VidlangModel):
         if len(vocab) < self.num_words:
             log.info("vocabulary: %d distinct training words < model.vocab_size=%d; output rows "
                      "%d..%d are never targets", len(vocab) - 1, self.cfg.vocab_size, len(vocab), self.num_words - 1)
-        vectors, self.word_source = word_vectors(vocab, self.cfg.word_dim, self.cfg.glove_path, self.cfg.embed_seed)
+        vectors, source = word_vectors(vocab, self.cfg.word_dim, self.cfg.glove_path, self.cfg.embed_seed)
+        self.set_vocabulary(vocab, vectors, source)
+        return vocab
+
+    def set_vocabulary(self, vocab: Vocabulary, vectors: torch.Tensor, source: str = "given") -> None:
+        """Install a vocabulary (at most ``vocab_size + 1`` words) and its ``[len, word_dim]`` vectors."""
+        if len(vocab) > self.num_words or vectors.shape != (len(vocab), self.cfg.word_dim):
+            raise ConfigError(f"model.vocab_size: a vocabulary of {len(vocab)} words with vectors "
+                              f"{tuple(vectors.shape)} does not fit V={self.num_words}, word_dim={self.cfg.word_dim}")
         with torch.no_grad():
             self.word_table.zero_()
             self.word_table[: len(vocab)] = vectors.to(self.word_table)
         self.vocab_bytes = vocab.to_tensor().to(self.word_table.device)
-        self._vocab = vocab
-        return vocab
+        self._vocab, self.word_source = vocab, source
 
     @property
     def vocab(self) -> Vocabulary:
