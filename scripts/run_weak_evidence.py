@@ -60,14 +60,13 @@ def run_one(job: dict[str, Any]) -> list[dict[str, Any]]:
     from vidlang.engine.checkpoint import load_model
     from vidlang.engine.config import load_config
     from vidlang.engine.run import train
-    from vidlang.models.cpl import prepare_callback
 
     overrides = [f"data.root={job['root']}", f"seed={job['seed']}", "trainer.progress_bar=false",
                  "trainer.accelerator=cpu", f"trainer.max_epochs={job['epochs']}", *job["overrides"]]
     cfg = load_config(job["config"], overrides)
     out_dir = Path(job["run_dir"])
     if not (out_dir / "best" / "model.safetensors").is_file():
-        train(cfg, out_dir, callbacks=[prepare_callback()])
+        train(cfg, out_dir)  # the engine calls model.prepare(train records): the vocabulary
     model = load_model(out_dir, map_location="cpu")
     rows = []
     for rank in job["ranks"] or [None]:

@@ -450,17 +450,3 @@ class CPL(VidlangModel):
         out = torch.cat([ranked, scores.unsqueeze(-1)], dim=-1).cpu().tolist()
         return [{"qid": qid, "pred_relevant_windows": rows} for qid, rows in zip(batch["qids"], out)]
 
-
-def prepare_callback() -> Any:
-    """A Lightning callback that calls ``model.prepare(<training records>)`` at setup (before
-    the optimiser is built), for use with ``vidlang.engine.train(..., callbacks=[...])`` when
-    the engine does not call the :meth:`VidlangModel.prepare` hook itself."""
-    import lightning as L
-
-    class PrepareModel(L.Callback):
-        def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
-            model, pipeline = pl_module.model, pl_module.pipeline
-            if getattr(model, "_vocab", None) is None:
-                model.prepare(pipeline.records(pl_module.cfg.data.train_split))
-
-    return PrepareModel()
