@@ -162,7 +162,8 @@ def _trainer(cfg: ExperimentConfig, out: Path, callbacks: Sequence[L.Callback]) 
                TensorBoardLogger(save_dir=out, name="logs", version="tb", default_hp_metric=False)]
     return L.Trainer(
         max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
-        num_nodes=t.num_nodes, precision=t.precision, deterministic=t.deterministic,
+        num_nodes=t.num_nodes, precision=t.precision,  # type: ignore[arg-type]
+        deterministic=t.deterministic,
         gradient_clip_val=cfg.optim.grad_clip or None, gradient_clip_algorithm="norm",
         accumulate_grad_batches=t.accumulate_grad_batches, log_every_n_steps=t.log_every_n_steps,
         enable_progress_bar=t.progress_bar, enable_model_summary=False, callbacks=cbs,

@@ -52,7 +52,8 @@ class StoreOpener:
     def __call__(self) -> FeatureSource:
         from vidlang.data.features import open_feature_store
 
-        return open_feature_store(self.path, key_pattern=self.key_pattern)
+        store: Any = open_feature_store(self.path, key_pattern=self.key_pattern)
+        return store  # a FeatureStore: mapping-like (video_id -> [T, D])
 
 
 _StoreOpener = StoreOpener  # old private name, still imported by other pipelines

@@ -139,7 +139,7 @@ def load_records(data: DataConfig, split: str) -> tuple[list[GroundingRecord], A
 
     try:
         records, report = load_grounding(data.dataset, split, data.root or None,
-                                         clamp=getattr(data, "clamp", "clamp"))
+                                         clamp=ClampPolicy(getattr(data, "clamp", "clamp")))
     except RegistryError as e:
         raise ConfigError(f"data.dataset: {e}") from None
     if not records:
