@@ -72,3 +72,51 @@ def test_ccr_q_heads_start_as_copies_of_the_output_layer() -> None:
         assert torch.equal(head.weight, model.fc_comp.weight)
         assert head.weight.data_ptr() != model.fc_comp.weight.data_ptr()
     assert model.c.item() == 0.0
+
+
+def _tiny_ccr(**kw: object) -> tuple[CCR, dict]:
+    from vidlang.text.vocab import PAD, Vocabulary
+
+    torch.manual_seed(0)
+    model = CCR(CCRConfig(**TINY, **kw))
+    vocab = Vocabulary([PAD, *(f"w{i}" for i in range(TINY["vocab_size"]))])
+    model.set_vocabulary(vocab, torch.randn(len(vocab), TINY["word_dim"]), "random")
+    q = 5
+    gen = torch.Generator().manual_seed(1)
+    batch = {"feats": torch.randn(q, 12, 8, generator=gen), "feat_mask": torch.ones(q, 12, dtype=torch.bool),
+             "durations": torch.full((q,), 10.0), "queries": [f"w{i} w{i + 1} w{i + 2} w{i + 3}" for i in range(q)],
+             "qids": [f"q{i}" for i in range(q)], "query_video": torch.arange(q)}
+    return model, batch
+
+
+def test_bxb_flag_changes_only_the_counterfactual_hinges() -> None:
+    from vidlang.models.base import TrainState
+
+    out = {}
+    for flag in (False, True):
+        model, batch = _tiny_ccr(bxb_broadcast=flag)
+        torch.manual_seed(7)
+        out[flag] = model.training_losses(batch, TrainState(epoch=1, max_epochs=2))
+    assert torch.equal(out[False]["rec"], out[True]["rec"]) and torch.equal(out[False]["div"], out[True]["div"])
+    assert not torch.equal(out[False]["cf_rank"], out[True]["cf_rank"])
+    cpl_hinges = out[False]["rank"] - out[False]["cf_rank"]
+    assert torch.allclose(cpl_hinges, out[True]["rank"] - out[True]["cf_rank"])
+
+
+def test_rank_logits_select_the_effect_used_at_inference() -> None:
+    model, batch = _tiny_ccr()
+    model.eval()
+    with torch.no_grad():
+        model.c.fill_(2.0)
+    scores = {}
+    for rank in ("tie", "te", "factual"):
+        model.cfg.rank_logits = rank
+        scores[rank] = model.proposal_losses(batch)[0]
+    assert not torch.allclose(scores["tie"], scores["te"])
+    assert not torch.allclose(scores["te"], scores["factual"])
+    with torch.no_grad():
+        model.c.zero_()
+    model.cfg.rank_logits = "tie"
+    tie0 = model.proposal_losses(batch)[0]
+    model.cfg.rank_logits = "te"
+    assert torch.allclose(tie0, model.proposal_losses(batch)[0])  # c = 0: TIE = TE

@@ -153,3 +153,13 @@ def test_vote_hand_case() -> None:
     assert int(uniform.argmax(1)) in (1, 2)
     # Charades weighting: c_j = IoU(best-loss proposal, p_j) keeps the isolated best one
     assert int(vote(boxes, best, "best_iou").argmax(1)) == 0
+
+
+def test_masked_only_target_scores_the_position_before_each_masked_word() -> None:
+    from vidlang.models.cpl import REC_TARGETS
+
+    valid = torch.tensor([[True, True, True, True, True, False]])
+    masked = torch.tensor([[False, False, True, False, True, False]])
+    assert torch.equal(REC_TARGETS["next_word"](valid, masked), valid)
+    # input position t is masked -> the prediction made at t - 1 (whose target is that word)
+    assert REC_TARGETS["masked_only"](valid, masked).tolist() == [[False, True, False, True, False, False]]
