@@ -31,8 +31,14 @@ def register(app: typer.Typer) -> None:
         overrides: list[str] = typer.Option(
             [], "--set", help="Override a parameter, e.g. --set spurious_cooccurrence=0.9 (repeatable)."),
         markdown: bool = typer.Option(False, "--markdown", help="Print the statistics as a Markdown table."),
+        video: bool = typer.Option(False, "--video", help="Render SynthVL-video (MP4 files + annotations; docs/video.md)."),
     ) -> None:
         """Generate SynthVL (annotations + HDF5 features) deterministically into OUT."""
+        if video:
+            from vidlang.video.render import synth_video_command
+
+            synth_video_command(out, preset, seed, overrides)
+            return
         import time
 
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
