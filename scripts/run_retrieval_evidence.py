@@ -48,8 +48,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--preset", default="small")
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--hard-negative-fraction", type=float, default=0.3)
+    p.add_argument("--data-set", nargs="*", default=["n_train=320", "n_val=50", "n_test=200",
+                                                     "n_test_novel=10"],
+                   help="SynthVL generation overrides key=value (CPU-cheap sizes by default)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--only", nargs="*", default=None, help="variant name prefixes to run")
     p.add_argument("--set", dest="overrides", nargs="*", default=[],
                    help="extra config overrides for every run")
@@ -58,12 +61,15 @@ def parse_args() -> argparse.Namespace:
 
 
 def ensure_data(args: argparse.Namespace, out: Path) -> Path:
+    from vidlang.data.synthvl.config import parse_overrides
     from vidlang.data.synthvl.generate import generate
 
-    root = out / f"synthvl_{args.preset}_hn{args.hard_negative_fraction}_s{args.data_seed}"
+    sizes = "_".join(x.replace("=", "") for x in args.data_set)
+    root = out / f"synthvl_{args.preset}_{sizes}_hn{args.hard_negative_fraction}_s{args.data_seed}"
     if not (root / "meta.json").is_file():
         generate(root, preset=args.preset, seed=args.data_seed,
-                 hard_negative_fraction=args.hard_negative_fraction)
+                 hard_negative_fraction=args.hard_negative_fraction,
+                 **parse_overrides(list(args.data_set)))
     return root
 
 
@@ -115,7 +121,7 @@ def table(results: dict[str, list[dict[str, Any]]]) -> str:
 def main() -> None:
     args = parse_args()
     if args.quick:
-        args.preset, args.seeds, args.epochs = "tiny", [0], 2
+        args.preset, args.seeds, args.epochs, args.data_set = "tiny", [0], 2, []
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     root = ensure_data(args, out)
@@ -135,13 +141,21 @@ def main() -> None:
             results.setdefault(name, []).append(metrics)
             timings.setdefault(name, []).append(seconds)
             print(f"{name} seed {seed}: {seconds:.0f} s", flush=True)
-    header = (f"SynthVL preset {args.preset}, data seed {args.data_seed}, hard_negative_fraction "
-              f"{args.hard_negative_fraction}; training seeds {args.seeds}; {args.epochs} epochs; "
-              "last epoch scored on test.\n\n")
+            write_results(out, args, results, timings)  # partial tables survive interruptions
+    print(write_results(out, args, results, timings))
+
+
+def write_results(out: Path, args: argparse.Namespace, results: dict[str, list[dict[str, Any]]],
+                  timings: dict[str, list[float]]) -> str:
+    """Write results.json and results.md; return the markdown."""
+    header = (f"SynthVL preset {args.preset} {' '.join(args.data_set)}, data seed "
+              f"{args.data_seed}, hard_negative_fraction {args.hard_negative_fraction}; training "
+              f"seeds {args.seeds}; {args.epochs} epochs; last epoch scored on test.\n\n")
     (out / "results.json").write_text(json.dumps(
         {"args": vars(args), "results": results, "seconds": timings}, indent=1, default=float))
-    (out / "results.md").write_text(header + table(results))
-    print(header + table(results))
+    text = header + table(results)
+    (out / "results.md").write_text(text)
+    return text
 
 
 if __name__ == "__main__":
