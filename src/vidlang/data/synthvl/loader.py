@@ -62,9 +62,12 @@ def read_meta(root: str | Path) -> dict[str, Any]:
     return meta
 
 
-def _check_split(split: str) -> None:
-    if split not in SPLITS:
-        raise ConfigError(f"synthvl: unknown split {split!r}; known: {', '.join(SPLITS)}")
+def _check_split(split: str, meta: dict[str, Any]) -> None:
+    """``split`` must be one of the folder's splits (``meta.json: splits``; SynthVL-video
+    folders have no test_novel)."""
+    known = list(meta.get("splits", SPLITS))
+    if split not in known:
+        raise ConfigError(f"synthvl: unknown split {split!r}; known: {', '.join(known)}")
 
 
 def _root(root: str | Path | None) -> Path:
@@ -123,15 +126,14 @@ def read_videos(root: str | Path, split: str) -> tuple[list[dict[str, Any]], lis
 def load_grounding(root: str | Path, split: str,
                    clamp: ClampPolicy | str = ClampPolicy.CLAMP) -> tuple[list[GroundingRecord], LoadReport]:
     """Grounding records of a split through the canonical ``vidlang_jsonl`` reader."""
-    _check_split(split)
-    read_meta(root)
+    _check_split(split, read_meta(root))
     return READERS.get("vidlang_jsonl")(grounding_path(root, split), split=split, clamp=clamp)
 
 
 def load(root: str | Path, split: str) -> SynthVLSplit:
     """All records of ``split`` of the SynthVL folder ``root``."""
-    _check_split(split)
     meta = read_meta(root)
+    _check_split(split, meta)
     grounding, _ = load_grounding(root, split)
     videos, captions, paragraphs, qs, _ = read_videos(root, split)
     return SynthVLSplit(split, grounding, captions, paragraphs, qs, videos,
@@ -151,14 +153,12 @@ class SynthVLDataset:
         return load_grounding(_root(root), split, clamp)
 
     def load_captions(self, split: str, root: str | Path | None = None) -> tuple[list[VideoCaptions], LoadReport]:
-        _check_split(split)
-        read_meta(_root(root))
+        _check_split(split, read_meta(_root(root)))
         _, captions, _, _, report = read_videos(_root(root), split)
         return captions, report
 
     def load_paragraphs(self, split: str, root: str | Path | None = None) -> tuple[list[Paragraph], LoadReport]:
-        _check_split(split)
-        read_meta(_root(root))
+        _check_split(split, read_meta(_root(root)))
         _, _, paragraphs, _, report = read_videos(_root(root), split)
         return paragraphs, report
 
