@@ -85,3 +85,28 @@ def write_undecodable_video(path: Path, packets: int = 3) -> Path:
             packet.time_base = Fraction(1, 16384)
             container.mux(packet)
     return path
+
+
+def make_tiny_clip(folder: Path, projection_dim: int = 24, image_size: int = 32) -> Path:
+    """A randomly initialised tiny CLIPModel plus a character-level CLIP tokenizer, saved to
+    ``folder`` so the ``clip`` extractor and text encoder load it offline."""
+    import torch
+    from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    chars = sorted(ByteLevel.alphabet())  # the 256 byte-level symbols
+    vocab = {tok: i for i, tok in enumerate(chars + [c + "</w>" for c in chars])}
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    CLIPTokenizer(vocab=vocab, merges=[]).save_pretrained(folder)
+    torch.manual_seed(0)
+    text = {"vocab_size": len(vocab), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+            "num_attention_heads": 2, "max_position_embeddings": 64,
+            "bos_token_id": vocab["<|startoftext|>"], "eos_token_id": vocab["<|endoftext|>"],
+            "pad_token_id": vocab["<|endoftext|>"]}
+    vision = {"image_size": image_size, "patch_size": 8, "hidden_size": 32, "intermediate_size": 64,
+              "num_hidden_layers": 2, "num_attention_heads": 2}
+    config = CLIPConfig(text_config=text, vision_config=vision, projection_dim=projection_dim)
+    CLIPModel(config).save_pretrained(folder)
+    return folder

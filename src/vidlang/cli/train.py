@@ -59,12 +59,15 @@ def register(app: typer.Typer) -> None:
     @app.command("predict")
     def predict_cmd(
         ckpt: Path = typer.Option(..., "--ckpt", help="Grounding model folder."),
-        features: Path = typer.Option(..., "--features", help="A [T, D] .npy file, or a feature store (HDF5 / npy folder) with --video-id."),
+        features: Optional[Path] = typer.Option(None, "--features", help="A [T, D] .npy file, or a feature store (HDF5 / npy folder) with --video-id."),
         query: list[str] = typer.Option(..., "--query", help="Query text (repeatable)."),
         duration: Optional[float] = typer.Option(None, "--duration", help="Video length in seconds (default: from the store)."),
         video_id: Optional[str] = typer.Option(None, "--video-id", help="Video to read from a feature store."),
         key_pattern: Optional[str] = typer.Option(None, "--key-pattern", help="HDF5 key per video, e.g. '{vid}/c3d_features'."),
         top_k: int = typer.Option(5, "--top-k", help="Windows per query (0 = all)."),
+        video: Optional[Path] = typer.Option(None, "--video", help="A video file to extract features from (docs/video.md)."),
+        extractor: Optional[str] = typer.Option(None, "--extractor", help="With --video: extractor (default: the one recorded in the training features)."),
+        extractor_model: Optional[str] = typer.Option(None, "--extractor-model", help="With --video: checkpoint of the clip extractor."),
     ) -> None:
         """Ranked (start, end, score) windows per query, one JSON line each."""
         import numpy as np
@@ -73,7 +76,14 @@ def register(app: typer.Typer) -> None:
         from vidlang.predictor import GroundingPredictor
 
         predictor = GroundingPredictor.from_pretrained(ckpt)
-        if video_id is not None:
+        if video is not None:
+            from vidlang.video.features import features_for_checkpoint
+
+            feats, video_seconds = features_for_checkpoint(ckpt, video, extractor, extractor_model)
+            results = predictor.predict(feats, query, duration or video_seconds, top_k)
+        elif features is None:
+            raise ConfigError("--features or --video: say what to predict on")
+        elif video_id is not None:
             results = predictor.predict_from_store(features, video_id, query, duration, key_pattern, top_k)
         elif features.suffix == ".npy":
             if duration is None:

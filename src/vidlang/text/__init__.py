@@ -5,7 +5,7 @@ Importing this package registers ``minilm`` (default, offline), ``hf`` and ``wor
 Build one with ``build_text_encoder(TextEncoderConfig(name=..., ...))``.
 """
 
-from vidlang.text import hf, word  # noqa: F401  (registers the encoders)
+from vidlang.text import clip, hf, word  # noqa: F401  (registers the encoders)
 from vidlang.text.base import TextEncoder, TextEncoding
 from vidlang.text.config import TextEncoderConfig, build_text_encoder
 from vidlang.text.finetune import apply_freeze, param_groups_with_multipliers, set_trainable

@@ -390,3 +390,31 @@ def render_synthvl_video(out_dir: str | Path, preset: str = "small", seed: int =
                        "features.h5": "written by `vidlang extract videos --out features.h5`"}}
     (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     return out
+
+
+def synth_video_command(out: Path, preset: str, seed: int, overrides: list[str]) -> None:
+    """``vidlang synth --video``: render with a progress bar and print what was written."""
+    import time
+
+    import yaml
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    params: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set: expected key=value, got {item!r}")
+        params[key.strip()] = yaml.safe_load(value)
+    cfg = make_video_config(preset, **params)
+    console = Console()
+    started = time.perf_counter()
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task(f"synthvl-video {preset} seed {seed}", total=cfg.n_videos)
+        render_synthvl_video(out, preset, seed, progress=lambda n: bar.advance(task, n), **params)
+    meta = json.loads((Path(out) / "meta.json").read_text(encoding="utf-8"))
+    counts = ", ".join(f"{s}: {c['videos']} videos / {c['queries']} queries" for s, c in meta["counts"].items())
+    console.print(f"wrote {out} in {time.perf_counter() - started:.1f} s ({counts}; {cfg.size}x{cfg.size}, "
+                  f"{cfg.fps} fps). Next: vidlang extract {Path(out) / 'videos'} --extractor basic "
+                  f"--out {Path(out) / 'features.h5'}", highlight=False, soft_wrap=True)
