@@ -129,6 +129,10 @@ def test_queries_name_their_event_and_context_resolves_repeats(tmp_path_factory:
             assert rec.extra["context"] in ("after", "before")
             j = i - 1 if rec.extra["context"] == "after" else i + 1
             assert _mentions(rec.query, events[j])
+            # even read as "at any time after / before", the context fits this occurrence only
+            for k, other in enumerate(events):
+                if other == comp and k != i:
+                    assert (k < j) if rec.extra["context"] == "after" else (k > j)
     assert repeated_queries > 20
 
 

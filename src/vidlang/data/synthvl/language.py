@@ -46,10 +46,9 @@ def _pick(seq: tuple[str, ...] | list[str], rng: np.random.Generator) -> str:
 
 def _fill(template: str, comp: Composition, rng: np.random.Generator, ctx: Composition | None = None) -> str:
     verb = verb_by_base(comp[0])
-    text = template.format(
+    return template.format(
         s=_pick(SUBJECTS, rng), v3=verb.third, vg=verb.gerund, vb=verb.base, o=f"the {comp[1]}",
         ctx="" if ctx is None else clause(ctx), ctx_g="" if ctx is None else gerund_clause(ctx))
-    return text
 
 
 def event_sentence(comp: Composition, rng: np.random.Generator) -> str:
@@ -58,15 +57,20 @@ def event_sentence(comp: Composition, rng: np.random.Generator) -> str:
 
 
 def _unique_context(events: tuple[Composition, ...], i: int, direction: str) -> Composition | None:
-    """The neighbour of event ``i`` (``after``: the previous one, ``before``: the next one) if
-    "<target> after/before <neighbour>" matches only occurrence ``i``; else None."""
-    step = -1 if direction == "after" else 1
-    j = i + step
+    """The neighbour of event ``i`` (``after``: the previous event, ``before``: the next one)
+    if "<target> after / before <neighbour>" fits occurrence ``i`` only, even read loosely
+    ("at any time after"); else None."""
+    j = i - 1 if direction == "after" else i + 1
     if not 0 <= j < len(events):
         return None
-    matches = [k for k in range(len(events))
-               if events[k] == events[i] and 0 <= k + step < len(events) and events[k + step] == events[j]]
-    return events[j] if matches == [i] else None
+    ctx = events[j]
+    ctx_at = [k for k, e in enumerate(events) if e == ctx]
+
+    def fits(k: int) -> bool:
+        return any(c < k for c in ctx_at) if direction == "after" else any(c > k for c in ctx_at)
+
+    matches = [k for k, e in enumerate(events) if e == events[i] and fits(k)]
+    return ctx if matches == [i] else None
 
 
 def grounding_query(plan: VideoPlan, i: int, cfg: SynthVLConfig, rng: np.random.Generator) -> tuple[str, str | None]:

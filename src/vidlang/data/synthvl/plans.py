@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vidlang.data.synthvl.config import SynthVLConfig
+from vidlang.data.synthvl.config import SPLITS, SynthVLConfig
 from vidlang.data.synthvl.world import Composition, World
 from vidlang.errors import ConfigError
 
@@ -142,8 +142,6 @@ def pair_counts(cfg: SynthVLConfig, n_videos: int) -> tuple[int, int]:
 
 def plan_split(cfg: SynthVLConfig, world: World, split: str, seed: int) -> list[VideoPlan]:
     """Every video of ``split``, deterministic in (seed, split, parameters)."""
-    from vidlang.data.synthvl.config import SPLITS
-
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x91A, SPLITS.index(split)]))
     pool = world.novel if split == "test_novel" else world.seen
     bias = cfg.spurious_cooccurrence if split in BIASED_SPLITS else 0.0
