@@ -111,7 +111,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "small": dict(n_train=800, n_val=100, n_test=200, n_test_novel=150),
     # Charades-STA-like statistics: ~30 s videos, ~8 s moments
     "charades": dict(n_train=2500, n_val=300, n_test=800, n_test_novel=300, events_min=2,
-                     events_max=4, moment_mean=8.0, moment_std=3.5, moment_min=2.0),
+                     events_max=4, moment_mean=7.5, moment_std=3.5, moment_min=2.0,
+                     background_max=0.3),
     # ActivityNet-Captions-like: ~120 s videos, moments ~25-35 % of the video, 2 s clips
     "activitynet": dict(n_train=1500, n_val=200, n_test=500, n_test_novel=200, clip_seconds=2.0,
                         events_min=2, events_max=3, moment_mean=36.0, moment_std=12.0,
