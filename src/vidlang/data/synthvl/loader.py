@@ -101,7 +101,10 @@ def read_videos(root: str | Path, split: str) -> tuple[list[dict[str, Any]], lis
     if not path.is_file():
         raise DataError("SynthVL split file missing", path)
     report = LoadReport(str(path))
-    videos, captions, paragraphs, qs = [], [], [], []
+    videos: list[dict[str, Any]] = []
+    captions: list[VideoCaptions] = []
+    paragraphs: list[Paragraph] = []
+    qs: list[MCQuestion] = []
     for line, obj in iter_jsonl(path):
         report.read += 1
         try:

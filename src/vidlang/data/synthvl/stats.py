@@ -18,7 +18,7 @@ def conditional_entropy(pairs: Iterable[tuple[str, str]]) -> float:
     total = sum(joint.values())
     if total == 0:
         return 0.0
-    first = Counter()
+    first: Counter[str] = Counter()
     for (a, _), n in joint.items():
         first[a] += n
     return -sum(n / total * math.log2(n / first[a]) for (a, _), n in joint.items())
