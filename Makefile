@@ -7,7 +7,7 @@ export OMP_NUM_THREADS ?= 2
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo demo-video test bench lint clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -21,6 +21,11 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/vidlang demo --out demo_out
 
+# SynthVL-video end to end from MP4 files (render, extract, train MMN, eval, predict --video);
+# several CPU minutes, so not part of `demo` (docs/video.md)
+demo-video: install
+	$(PY) scripts/run_video_evidence.py --out demo_video_out
+
 test: install
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest -q
@@ -33,4 +38,4 @@ lint: install
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) demo_out .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) demo_out demo_video_out .pytest_cache .ruff_cache .mypy_cache
