@@ -10,8 +10,10 @@ from vidlang.errors import ConfigError
 from vidlang.losses.tpmcl import TPMCL, margin_ranking, partial_keep_mask, resample_sequence
 from vidlang.models.blocks.temporal import TEMPORAL_MODULES, masked_mean
 from vidlang.models.blocks.token_sim import (
+    TWM_UNITS,
     nearest_other_frame,
     normalise_weights,
+    release_character_weights,
     token_wise_similarity,
     word_level_weights,
 )
@@ -92,6 +94,13 @@ def test_word_level_weights_share_weight_across_wordpieces() -> None:
     n = normalise_weights(w, mask)
     assert n[1, :2].tolist() == pytest.approx([1 / 3, 2 / 3])
     assert torch.allclose(n.sum(1), torch.ones(2))
+
+
+def test_release_character_twm_only_fires_on_single_character_tokens() -> None:
+    words = [["[CLS]", "a", "danc", "##ing", "dog", "x", "[SEP]"]]
+    w = release_character_weights(words, 7, lambda ws: [True] * len(ws), 2.0)
+    assert w[0].tolist() == [1, 2, 1, 1, 1, 2, 1]
+    assert TWM_UNITS["word"] is word_level_weights
 
 
 def test_token_wise_similarity_hand_case_with_nfc() -> None:

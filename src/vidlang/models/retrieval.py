@@ -44,9 +44,9 @@ from vidlang.losses.tpmcl import TPMCL
 from vidlang.models.base import FeatureSpec, TrainState, VidlangModel
 from vidlang.models.blocks.temporal import TEMPORAL_MODULES, masked_mean
 from vidlang.models.blocks.token_sim import (
+    TWM_UNITS,
     normalise_weights,
     token_wise_similarity,
-    word_level_weights,
 )
 from vidlang.models.multilevel import MultiLevelAlignment, MultiLevelConfig
 from vidlang.registry import MODELS, Registry
@@ -77,6 +77,7 @@ class DualEncoderConfig:
     negnce_alpha: float = 1.0
     negnce_beta: float = 0.5
     content_word_weight: float = 2.0  # TWM: weight of content words (others 1); 1 = off
+    twm_unit: str = "word"  # word (vidlang) | release_character (the release's per-char defect)
     nfc_weight: float = 0.5  # NFC: weight of the nearest-frame term; 0 = off
     tpmcl_partial_type: int = -1  # -1 off | 2 | 3 | 4 (retrieval.md §2.3)
     tpmcl_margin: float = 0.6
@@ -212,6 +213,9 @@ class DualEncoder(VidlangModel):
         if not cfg.train_text_encoder:
             self.text_encoder.requires_grad_(False)
         self._content_mask = content_mask or _content_word_mask
+        if cfg.twm_unit not in TWM_UNITS:
+            raise ConfigError(f"model.twm_unit={cfg.twm_unit!r}: expected one of {sorted(TWM_UNITS)}")
+        self._twm = TWM_UNITS[cfg.twm_unit]
         self._text_cache: _TextCache | None = None
         self.video_proj = nn.Linear(cfg.video_dim, cfg.embed_dim)
         self.text_proj = nn.Linear(self.text_encoder.dim, cfg.embed_dim)
@@ -251,8 +255,8 @@ class DualEncoder(VidlangModel):
         mask = enc.mask.to(device)
         twm = getattr(self.similarity_fn, "needs_word_weights", False)
         if twm and self.cfg.content_word_weight != 1.0 and enc.words is not None:
-            raw = word_level_weights(enc.words, mask.shape[1], self._content_mask,
-                                     self.cfg.content_word_weight).to(device)
+            raw = self._twm(enc.words, mask.shape[1], self._content_mask,
+                            self.cfg.content_word_weight).to(device)
         else:
             raw = torch.ones(mask.shape, device=device)
         return TextRepr(sentence, tokens, mask, normalise_weights(raw, mask))

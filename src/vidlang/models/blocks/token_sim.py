@@ -52,6 +52,29 @@ def word_level_weights(words: Sequence[Sequence[str]], length: int,
     return out
 
 
+def release_character_weights(words: Sequence[Sequence[str]], length: int,
+                              content_mask: Callable[[Sequence[str]], list[bool]],
+                              content_weight: float = 2.0) -> torch.Tensor:
+    """The released TWM's behaviour (a defect on English, kept for comparison): it tags each
+    *character* (jieba, written for Chinese), so on WordPiece tokens only single-character
+    tokens can be up-weighted; every longer token weighs 1."""
+    out = torch.zeros(len(words), length)
+    for q, toks in enumerate(words):
+        toks = list(toks[:length])
+        out[q, : len(toks)] = 1.0
+        single = [i for i, t in enumerate(toks)
+                  if len(t.removeprefix("##")) == 1 and not is_special_token(t)]
+        for i, is_content in zip(single, content_mask([toks[i].removeprefix("##") for i in single])):
+            if is_content:
+                out[q, i] = content_weight
+    return out
+
+
+# model.twm_unit -> raw weight builder (vidlang's word level by default; the release per character)
+TWM_UNITS: dict[str, Callable[..., torch.Tensor]] = {
+    "word": word_level_weights, "release_character": release_character_weights}
+
+
 def normalise_weights(weights: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Weights zeroed outside ``mask`` and scaled to sum 1 per row (uniform if all zero)."""
     w = weights * mask.to(weights.dtype)
