@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -115,8 +117,8 @@ def main() -> None:
                   f"{metrics['p2v/cap_avg/R@1']:.1f} ({metrics['seconds']} s)", flush=True)
     md = (f"SynthVL `{args.preset}`, shuffled_order_distractors={args.shuffled_order_distractors}, "
           f"seeds {args.seeds} (data + training), {args.epochs} epochs, test split, last epoch; "
-          f"mean ± std over seeds. Command: `.venv/bin/python scripts/run_tempclr_evidence.py"
-          f"{' --quick' if args.quick else ''}`\n\n" + table(results) + "\n")
+          f"mean ± std over seeds. Command: `.venv/bin/python scripts/run_tempclr_evidence.py "
+          f"{shlex.join(sys.argv[1:])}`\n\n" + table(results) + "\n")
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
     (out / "results.md").write_text(md, encoding="utf-8")
     print(md)
