@@ -7,9 +7,11 @@ padding never changes a value (no +inf / zero-cost corridors).
 
 The dynamic programme runs over anti-diagonals: cells with the same ``i + j`` are independent,
 so one vectorised step fills a whole diagonal for the whole batch (n + m steps, no loop over
-cells). Tables are stored *skewed* (``[B, i + j, i]``) so each step reads contiguous slices.
-The backward pass is a custom autograd function running Cuturi & Blondel's (ICML 2017)
-gradient recursion over the same diagonals; it keeps only the value table, never a graph.
+cells). Per-cell tables are row-major grids read through a zero-copy skewed view, so each step
+reads strided slices. The forward keeps values in a rolling buffer of three diagonals and
+stores each cell's predecessor weights; the backward is a custom autograd function running
+Cuturi & Blondel's (ICML 2017) gradient recursion over the same diagonals from those weights
+(no autograd graph, no value table).
 
 Kinds (registered in :data:`SEQUENCE_DISTANCES`): ``dtw`` (hard, min), ``softdtw`` (soft-min
 with smoothing ``gamma``), ``otam`` / ``softotam`` (Cao et al. 2020 as used by TempCLR: one
@@ -17,7 +19,7 @@ zero column padded before and after the clip axis; middle columns allow diagonal
 moves only, the padded ones also vertical ones, so the path may start and end anywhere).
 Normalisation (:data:`NORMALISATIONS`): ``none``, ``path`` (divide by the length of the
 optimal path; for soft kinds its expected length under the Gibbs path distribution, treated as
-a constant), ``n_plus_m`` and ``area`` (divide by n*m, the release's per-pair area scaling up to
+a constant; OTAM paths count their zero-column cells too), ``n_plus_m`` and ``area`` (divide by n*m, the release's per-pair area scaling up to
 its set-wide constant ``max_len^2``). See docs/models.md (TempCLR).
 """
 
