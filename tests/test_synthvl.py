@@ -82,8 +82,10 @@ def test_loader_gives_every_task_consistent_records(tiny: Path) -> None:
 
 
 def test_catalog_entry_serves_synthvl(tiny: Path) -> None:
-    from vidlang.data.catalog import load_captions, load_grounding, load_paragraphs
+    from vidlang.data.catalog import DatasetSource, load_captions, load_grounding, load_paragraphs
+    from vidlang.registry import DATASETS
 
+    assert isinstance(DATASETS.get("synthvl"), DatasetSource)
     records, report = load_grounding("synthvl", "val", tiny)
     assert report.kept == len(records) > 0 and not report.dropped and not report.clamped
     captions, _ = load_captions("synthvl", "test", tiny)
