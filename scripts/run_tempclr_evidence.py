@@ -113,6 +113,8 @@ def main() -> None:
             metrics = run_one(config, [*common, *args.overrides], out / "run")
             metrics["seed"], metrics["seconds"] = seed, round(time.time() - t0, 1)
             results[name].append(metrics)
+            (out / "results.json").write_text(json.dumps(results, indent=2, default=str),
+                                              encoding="utf-8")  # kept after every run
             print(f"seed {seed} {name}: dtw R@1 {metrics['p2v/dtw/R@1']:.1f}, cap_avg R@1 "
                   f"{metrics['p2v/cap_avg/R@1']:.1f} ({metrics['seconds']} s)", flush=True)
     md = (f"SynthVL `{args.preset}`, shuffled_order_distractors={args.shuffled_order_distractors}, "
