@@ -137,3 +137,14 @@ def test_cli_writes_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[st
     with pytest.raises(SystemExit) as exc:
         main(["synth", "--preset", "tiny", "--out", str(tmp_path / "bad"), "--set", "nope=1"])
     assert exc.value.code == 2
+
+
+def test_train_size_leaves_other_splits_unchanged(tiny: Path, tmp_path: Path) -> None:
+    bigger = generate(tmp_path / "bigger", "tiny", seed=0, n_train=60)
+    assert len(load(bigger, "train").videos) == 60
+    for split in ("val", "test", "test_novel"):
+        for name in (f"{split}.jsonl", f"videos_{split}.jsonl"):
+            assert (bigger / name).read_bytes() == (tiny / name).read_bytes()
+    with h5py.File(tiny / "features.h5", "r") as a, h5py.File(bigger / "features.h5", "r") as b:
+        shared = [vid for vid in a if not vid.startswith("train")]
+        assert shared and all(np.array_equal(a[vid][()], b[vid][()]) for vid in shared)
