@@ -10,8 +10,6 @@ from typing import NamedTuple
 
 import torch
 
-from vidlang.losses.cpl import label_smoothed_ce
-
 KL_REDUCTIONS = ("masked", "legacy")
 
 
@@ -47,12 +45,3 @@ def kl_counterfactual(te: torch.Tensor, q_logits: torch.Tensor, c: torch.Tensor,
     m = mask.to(per_token.dtype)
     return (per_token * m).sum(dim=-1) / m.sum(dim=-1).clamp(min=1.0)
 
-
-def counterfactual_branch_loss(logits: torch.Tensor, q_logits: torch.Tensor, q_classified: torch.Tensor,
-                               c: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, eps: float,
-                               kl_reduction: str = "masked") -> torch.Tensor:
-    """Per-sample ``cf_b = KL_c + CE_ls(q_only, y) + CE_ls(TE, y)`` of one branch."""
-    te = rubi_fusion(logits, q_logits)
-    return (kl_counterfactual(te, q_logits, c, mask, kl_reduction)
-            + label_smoothed_ce(q_classified, target, mask, eps)
-            + label_smoothed_ce(te, target, mask, eps))
