@@ -28,7 +28,7 @@ def trained_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_new_video_is_extracted_like_the_training_features(trained_on: Path, tmp_path: Path) -> None:
     name, options = vf.extractor_for_checkpoint("ckpt")
     assert name == "basic"
-    assert options == {"clip_seconds": 1.0, "fps": 2.0, "size": 32, "grid": 4}
+    assert options == {"clip_seconds": 1.0, "fps": 2.0, "size": 32, "grid": 4}  # not "version"
     new = write_video(tmp_path / "new.mp4", n_frames=20, fps=8, frame=moving_square(+1, n_frames=20))
     feats, duration = vf.features_for_checkpoint("ckpt", new)
     expected, _ = vf.features_for_video(new, "basic", fps=2, size=32, clip_seconds=1.0)
