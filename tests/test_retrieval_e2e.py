@@ -13,7 +13,7 @@ from vidlang.engine.run import build_pipeline, run_eval_outputs, train
 
 TINY = ["model.video_dim=32", "model.embed_dim=32", "model.text.name=word", "model.text.dim=32",
         "model.text.vocab_size=2000", "data.batch_size=16", "data.select_split=null",
-        "trainer.max_epochs=4", "trainer.progress_bar=false", "trainer.log_every_n_steps=1",
+        "trainer.max_epochs=3", "trainer.progress_bar=false", "trainer.log_every_n_steps=1",
         "optim.lr=0.01"]
 
 
@@ -50,7 +50,7 @@ def _check_rank_metrics(metrics: dict, direction: str) -> None:
 @pytest.mark.slow
 def test_dual_encoder_caption_retrieval(tiny_synthvl: Path, tmp_path: Path) -> None:
     losses, metrics = _train_and_eval("retrieval/synthvl_cpu", tiny_synthvl, tmp_path / "de", [])
-    assert len(losses) == 4 and losses[-1] < losses[0]
+    assert len(losses) == 3 and losses[-1] < losses[0]
     _check_rank_metrics(metrics, "t2v")
     _check_rank_metrics(metrics, "v2t")
 
@@ -68,6 +68,6 @@ def test_dmae_multilevel_paragraph_retrieval(tiny_synthvl: Path, tmp_path: Path)
 @pytest.mark.slow
 def test_mcqa_with_multilevel(tiny_synthvl: Path, tmp_path: Path) -> None:
     losses, metrics = _train_and_eval("mcqa/synthvl_cpu", tiny_synthvl, tmp_path / "qa",
-                                      ["trainer.max_epochs=3"])
+                                      ["trainer.max_epochs=2"])
     assert losses[-1] < losses[0]
     assert 0.0 <= metrics["accuracy"] <= 100.0
