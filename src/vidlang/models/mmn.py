@@ -110,6 +110,21 @@ def build_mmn_text_encoder(cfg: TextEncoderConfig) -> TextEncoder:
         raise ConfigError(message if message.startswith("model.") else f"model.{message}") from None
 
 
+_FROZEN_TEXT_CACHES: dict[tuple[str, str, str], dict[str, torch.Tensor]] = {}
+
+
+def frozen_text_cache(encoder: TextEncoder, settings: str) -> dict[str, torch.Tensor]:
+    """string -> sentence vector, shared by every model in the process whose frozen encoder
+    has the same class, settings and weights (so seeds and baselines encode each string once)."""
+    with torch.no_grad():
+        weights = [t.detach().double() for t in encoder.state_dict().values()
+                   if t.is_floating_point()]
+        fingerprint = repr([(tuple(t.shape), float(t.sum()), float(t.abs().sum()))
+                            for t in weights])
+    key = (type(encoder).__qualname__, settings, fingerprint)
+    return _FROZEN_TEXT_CACHES.setdefault(key, {})
+
+
 class FeatPool(nn.Module):
     """[B, P, D] segment features -> [B, C, N] clip features (Conv1d k1 -> ReLU -> AvgPool)."""
 
@@ -198,7 +213,7 @@ class MMN(VidlangModel):
         super().__init__(cfg)
         validate_config(cfg)
         self.text_encoder = text_encoder or build_mmn_text_encoder(cfg.text)
-        self._text_cache: dict[str, torch.Tensor] = {}
+        self._text_cache: Optional[dict[str, torch.Tensor]] = None
         self.featpool = FeatPool(cfg.input_dim, cfg.featpool_hidden, cfg.featpool_kernel,
                                  cfg.num_pre_clips // cfg.num_clips)
         self.map2d = SparseMaxPool2DMap(cfg.num_clips, cfg.pooling_counts)
@@ -216,7 +231,7 @@ class MMN(VidlangModel):
 
     def on_train_epoch_start(self, state: TrainState) -> None:
         if apply_freeze(self.text_encoder, state.epoch, self.cfg.text.freeze_epochs):
-            self._text_cache.clear()  # the encoder will change: cached vectors go stale
+            self._text_cache = None  # the encoder will change: look the cache up again later
 
     def contrastive_weight(self, epoch: int) -> float:
         """lambda while epoch <= only_iou_epochs, then lambda * contrastive_decay (not zero)."""
@@ -230,15 +245,18 @@ class MMN(VidlangModel):
         if trainable or not self.cfg.cache_frozen_text:
             with torch.set_grad_enabled(torch.is_grad_enabled() and trainable):
                 return self.text_encoder(list(queries)).sentence
-        missing = sorted({q for q in queries if q not in self._text_cache})
+        if self._text_cache is None:
+            self._text_cache = frozen_text_cache(self.text_encoder, repr(self.cfg.text))
+        cache = self._text_cache
+        missing = sorted({q for q in queries if q not in cache})
         if missing:
             was_training = self.text_encoder.training
             self.text_encoder.eval()
             with torch.no_grad():
                 vectors = self.text_encoder(missing).sentence.detach()
             self.text_encoder.train(was_training)
-            self._text_cache.update(zip(missing, vectors))
-        return torch.stack([self._text_cache[q] for q in queries])
+            cache.update(zip(missing, vectors))
+        return torch.stack([cache[q] for q in queries])
 
     def forward(self, batch: dict[str, Any]) -> GroundingScores:
         feats = batch["feats"]
