@@ -27,7 +27,9 @@ from typing import Any
 METRICS = ["R@1,IoU>=0.3", "R@1,IoU>=0.5", "R@1,IoU>=0.7", "R@5,IoU>=0.3", "R@5,IoU>=0.5", "R@5,IoU>=0.7", "mIoU"]
 SPLITS = ("test", "test_novel")
 # (row name, config, extra overrides, rank_logits variants scored from the same weights, ablation?)
+UNTRAINED = "CPL, untrained"  # reference: random weights, same vocabulary and evaluation
 VARIANTS: list[tuple[str, str, list[str], list[str], bool]] = [
+    (UNTRAINED, "cpl/cpu", [], [], False),
     ("CPL", "cpl/cpu", [], [], False),
     ("CCR", "ccr/cpu", [], ["tie", "te", "factual"], False),
     ("CCR, no end classifiers", "ccr/cpu", ["model.end_classifier=false"], ["tie"], True),
@@ -65,9 +67,18 @@ def run_one(job: dict[str, Any]) -> list[dict[str, Any]]:
                  "trainer.accelerator=cpu", f"trainer.max_epochs={job['epochs']}", *job["overrides"]]
     cfg = load_config(job["config"], overrides)
     out_dir = Path(job["run_dir"])
-    if not (out_dir / "best" / "model.safetensors").is_file():
-        train(cfg, out_dir)  # the engine calls model.prepare(train records): the vocabulary
-    model = load_model(out_dir, map_location="cpu")
+    if job["variant"] == UNTRAINED:
+        from vidlang.engine.checkpoint import build_model
+        from vidlang.engine.run import build_pipeline
+
+        torch.manual_seed(job["seed"])
+        model = build_model(cfg)
+        model.prepare(build_pipeline(cfg, model).training_records())
+        model.eval()
+    else:
+        if not (out_dir / "best" / "model.safetensors").is_file():
+            train(cfg, out_dir)  # the engine calls model.prepare(train records): the vocabulary
+        model = load_model(out_dir, map_location="cpu")
     rows = []
     for rank in job["ranks"] or [None]:
         if rank is not None:
