@@ -211,6 +211,9 @@ class CPL(VidlangModel):
     task: ClassVar[str] = "grounding"
     config_class: ClassVar[type] = CPLConfig
     choices: ClassVar[dict[str, tuple[str, ...]]] = CHOICES
+    word_table: torch.Tensor    # [V, word_dim] input word vectors (buffer, saved)
+    vocab_bytes: torch.Tensor   # the vocabulary, UTF-8 (buffer, saved; its length varies)
+    props_index: torch.Tensor   # which of the num_clips bins feed the proposal branch
 
     def __init__(self, cfg: CPLConfig) -> None:
         super().__init__(cfg)
