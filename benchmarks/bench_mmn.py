@@ -85,6 +85,28 @@ def check_equal(config: str, videos: int) -> dict[str, float]:
             "loss": float((loss_f - loss_s).abs())}
 
 
+def stack_seconds_per_video(config: str, videos: int, repeats: int) -> tuple[float, float]:
+    """CPU seconds per video of forward + backward through the conv stack alone (training-mode
+    BN), efficient and straightforward, alternating in one process on the same weights."""
+    from _reference_mmn import reference_stack_forward
+
+    model = build(config)
+    stack = model.fusion.stack
+    n = model.cfg.num_clips
+    x = torch.randn(videos, model.cfg.featpool_hidden, n, n,
+                    generator=torch.Generator().manual_seed(3)) * model.mask2d
+    paths = {"efficient": stack, "straightforward": lambda t: reference_stack_forward(stack, t)}
+    totals = dict.fromkeys(paths, 0.0)
+    for rep in range(repeats + 1):
+        for name, fn in paths.items():
+            t0 = time.process_time()
+            xx = x.clone().requires_grad_()
+            fn(xx).square().mean().backward()
+            if rep:  # the first round is a warm-up
+                totals[name] += time.process_time() - t0
+    return (totals["efficient"] / repeats / videos, totals["straightforward"] / repeats / videos)
+
+
 def _reset_peak_rss() -> int:
     """Reset the kernel's peak-RSS counter (Linux) so the peak covers only what follows;
     returns the current RSS in kB."""
@@ -178,6 +200,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"[{config}] efficient vs straightforward, max |diff|: "
               + ", ".join(f"{k} {v:.2e}" for k, v in diff.items())
               + ("  (OK <= 1e-4)" if max(diff.values()) <= 1e-4 else "  (MISMATCH > 1e-4)"))
+        eff, ref = stack_seconds_per_video(config, videos, steps)
+        print(f"[{config}] conv stack alone, forward + backward: straightforward {ref:.3f} "
+              f"CPU-s/video, efficient {eff:.3f} CPU-s/video -> {ref / eff:.2f}x")
         fast = measure(config, False, videos, steps, args.threads)
         slow = measure(config, True, videos, steps, args.threads)
         for name, res in (("straightforward", slow), ("efficient", fast)):
