@@ -112,3 +112,16 @@ def test_bad_settings_are_config_errors() -> None:
         make_video_config("huge")
     with pytest.raises(ConfigError):
         make_video_config("small", size=15)
+
+
+def test_synth_video_command_writes_the_folder(tmp_path: Path) -> None:
+    from vidlang.cli.main import main
+
+    out = tmp_path / "cli"
+    main(["synth", "--video", "--preset", "tiny", "--out", str(out), "--seed", "2", "--set", "n_videos=2"])
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["seed"] == 2 and meta["params"]["n_videos"] == 2
+    assert sorted(p.name for p in (out / "videos").iterdir()) == ["svv0000.mp4", "svv0001.mp4"]
+    with pytest.raises(SystemExit) as info:
+        main(["synth", "--video", "--out", str(tmp_path / "bad"), "--set", "nope=1"])
+    assert info.value.code == 2
