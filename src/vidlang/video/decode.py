@@ -147,7 +147,7 @@ def _open(path: str | Path) -> Any:
     except av.error.FFmpegError as e:
         raise UnreadableVideoError(f"cannot open as a video ({e.strerror or e})", p) from None
     if not container.streams.video:
-        kinds = sorted({s.type for s in container.streams}) or ["none"]
+        kinds = sorted({str(s.type) for s in container.streams}) or ["none"]
         container.close()
         raise NoVideoStreamError(f"no video stream (streams: {', '.join(kinds)})", p)
     return container

@@ -186,7 +186,8 @@ def _apply(state: Shape, event: Event, progress: float) -> Shape:
     elif event.action == "spin":
         s.angle += 180.0 * p
     elif event.action == "change_colour":
-        s.colour = event.to_colour if p >= 1.0 else s.colour
+        if p >= 1.0 and event.to_colour is not None:
+            s.colour = event.to_colour
     return s
 
 
