@@ -16,6 +16,7 @@ Conventions (docs/video.md):
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -153,18 +154,23 @@ def _open(path: str | Path) -> Any:
     return container
 
 
+def _container_duration(container: Any) -> float | None:
+    """The video stream's recorded duration in seconds, else the container's, else None."""
+    stream = container.streams.video[0]
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / 1_000_000
+    return None
+
+
 def probe_video(path: str | Path) -> VideoInfo:
     """Container metadata of ``path`` without decoding (raises a :class:`VideoError`)."""
     container = _open(path)
     try:
         stream = container.streams.video[0]
-        duration = None
-        if stream.duration is not None and stream.time_base is not None:
-            duration = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            duration = container.duration / 1_000_000
         rate = stream.average_rate
-        return VideoInfo(str(path), duration, float(rate) if rate else None,
+        return VideoInfo(str(path), _container_duration(container), float(rate) if rate else None,
                          stream.codec_context.width, stream.codec_context.height,
                          stream.codec_context.name)
     finally:
@@ -184,7 +190,7 @@ def _sample_times(sampling: Sampling, clip_seconds: float, duration_hint: float 
     """Increasing sample times (endless for ``fps``; ``num_frames`` needs the duration), with
     one extra time at the midpoint of each clip that would otherwise get no sample."""
     if sampling.fps is not None:
-        regular: Iterator[float] = (k / sampling.fps for k in _count())
+        regular: Iterator[float] = (k / sampling.fps for k in itertools.count())
     else:
         if not duration_hint or duration_hint <= 0:
             raise ConfigError("sampling.num_frames: the container records no duration; use fps sampling")
@@ -201,13 +207,6 @@ def _sample_times(sampling: Sampling, clip_seconds: float, duration_hint: float 
     while True:  # num_frames exhausted: midpoints of later clips until the video ends
         yield (next_clip + 0.5) * clip_seconds
         next_clip += 1
-
-
-def _count() -> Iterator[int]:
-    k = 0
-    while True:
-        yield k
-        k += 1
 
 
 class ClipReader:
@@ -251,13 +250,7 @@ class ClipReader:
     def __iter__(self) -> Iterator[Clip]:
         container = _open(self.path)
         try:
-            stream = container.streams.video[0]
-            hint = None
-            if stream.duration is not None:
-                hint = float(stream.duration * stream.time_base)
-            elif container.duration is not None:
-                hint = container.duration / 1_000_000
-            yield from self._clips(container, hint)
+            yield from self._clips(container, _container_duration(container))
         finally:
             container.close()
 
