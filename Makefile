@@ -30,8 +30,11 @@ test: install
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest -q
 
+# Quick sizes by default (a few minutes in all); `make bench BENCH_ARGS=` runs the full sizes
+# the docs quote (1M-vector search, 1-hour video, paper-size MMN ...), which take much longer.
+BENCH_ARGS ?= --quick
 bench: install
-	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in benchmarks/bench_*.py; do echo "== $$b $(BENCH_ARGS)"; $(PY) $$b $(BENCH_ARGS) || exit 1; done
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -166,13 +166,6 @@ def open_output(out: Path, clip_seconds: float, dim: int, extractor: str, option
     return CanonicalH5Writer(out, clip_seconds, dim, resume=True)
 
 
-def _flush(writer: Any) -> None:
-    """Push what is written to disk so a killed run leaves a resumable file."""
-    handle = getattr(writer, "_file", None)
-    if handle is not None:
-        handle.flush()
-
-
 def extract_collection(entries: Sequence[VideoEntry], extractor: Extractor, out: str | Path,
                        resume: bool = True,
                        progress: Callable[[VideoEntry, str], None] | None = None) -> ExtractionReport:
@@ -197,7 +190,7 @@ def extract_collection(entries: Sequence[VideoEntry], extractor: Extractor, out:
                     status = "failed"
                 else:
                     writer.add(entry.vid, feats, duration)
-                    _flush(writer)
+                    writer.flush()
                     report.extracted += 1
                     status = "extracted"
             if progress is not None:

@@ -116,6 +116,11 @@ class CanonicalH5Writer:
         ds = self._file.create_dataset(vid, data=arr, track_times=False)
         ds.attrs["duration"] = duration
 
+    def flush(self) -> None:
+        """Push what is written to disk, so a killed run leaves a resumable file."""
+        if self._file:
+            self._file.flush()
+
     def durations(self) -> dict[str, float]:
         """{vid: seconds} of every video in the file so far."""
         return {vid: float(ds.attrs["duration"]) for vid, ds in self._file.items()}
