@@ -28,13 +28,18 @@ def test_demo_runs_end_to_end_on_tiny(tmp_path: Path) -> None:
         assert example["ground_truth"] and 1 <= len(example["top3"]) <= 3
     saved = json.loads((out / "demo_summary.json").read_text())
     assert saved["seed"] == 0 and saved["config"] == "mmn/cpu"
+    # a second run with the same settings reuses the trained model and gives the same numbers
+    again = run_demo(out, seed=0, preset="tiny", epochs=1,
+                     overrides=["trainer.limit_train_batches=2", "trainer.progress_bar=false"])
+    assert again["metrics"] == summary["metrics"]
 
 
-def test_demo_refuses_to_overwrite_a_run(tmp_path: Path) -> None:
+def test_demo_refuses_to_mix_with_another_run(tmp_path: Path) -> None:
     from vidlang.cli.demo import run_demo
     from vidlang.errors import ConfigError
 
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
-    (tmp_path / "run" / "checkpoints" / "last.ckpt").write_text("x")
-    with pytest.raises(ConfigError, match="already holds"):
-        run_demo(tmp_path, preset="tiny")
+    (tmp_path / "demo_settings.json").write_text(
+        '{"seed": 5, "preset": "tiny", "epochs": null, "overrides": []}')
+    with pytest.raises(ConfigError, match="another"):
+        run_demo(tmp_path, seed=0, preset="tiny")

@@ -43,18 +43,21 @@ def run_demo(out: Path, seed: int = 0, preset: str = "small", epochs: Optional[i
     if not console.is_terminal:  # logs and pipes: keep the table readable
         console = Console(width=120)
     out = Path(out)
-    if (out / "run" / "checkpoints" / "last.ckpt").exists():
-        from vidlang.errors import ConfigError
-
-        raise ConfigError(f"{out} already holds a demo run; remove it or pass another --out")
+    settings = {"seed": seed, "preset": preset, "epochs": epochs, "overrides": overrides or []}
+    reuse = _finished_run(out, settings)
     out.mkdir(parents=True, exist_ok=True)
-    data_dir = _generate(out / "synthvl", preset, seed, console)
+    data_dir = out / "synthvl" if reuse else _generate(out / "synthvl", preset, seed, console)
     cfg = _config(data_dir, seed, epochs, overrides or [])
     console.rule(f"[bold]2/4 train MMN ({DEMO_CONFIG}, seed {seed}, {cfg.trainer.max_epochs} epochs)")
-    from vidlang.engine import train
+    if reuse:
+        model_dir = reuse
+        console.print(f"reusing the model this demo trained before with the same settings: {model_dir}")
+    else:
+        from vidlang.engine import train
 
-    result = train(cfg, out / "run")
-    model_dir = result.best_dir or result.last_dir
+        result = train(cfg, out / "run")
+        model_dir = result.best_dir or result.last_dir
+        (out / "demo_settings.json").write_text(json.dumps(settings) + "\n", encoding="utf-8")
     console.print(f"model: {model_dir}")
     console.rule("[bold]3/4 evaluate")
     reports = _evaluate(cfg, model_dir, out, console)
@@ -68,6 +71,21 @@ def run_demo(out: Path, seed: int = 0, preset: str = "small", epochs: Optional[i
     (out / "demo_summary.json").write_text(json.dumps(summary, indent=1, default=float) + "\n",
                                            encoding="utf-8")
     return summary
+
+
+def _finished_run(out: Path, settings: dict[str, Any]) -> Optional[Path]:
+    """The model folder of an earlier demo in ``out`` with the same settings (so a second
+    ``make demo`` reuses it); an earlier run with other settings is a clear error."""
+    from vidlang.errors import ConfigError
+
+    run = out / "run"
+    if not run.exists():
+        return None
+    saved = out / "demo_settings.json"
+    if not saved.is_file() or json.loads(saved.read_text(encoding="utf-8")) != settings:
+        raise ConfigError(f"{out} holds another (or an unfinished) demo run; remove it or pass "
+                          f"another --out")
+    return run / "best" if (run / "best").is_dir() else run / "last"
 
 
 def _generate(folder: Path, preset: str, seed: int, console: Any) -> Path:
