@@ -20,15 +20,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from vidlang.data.records import Paragraph
 from vidlang.engine.pipelines.base import TaskPipeline, make_loader
-from vidlang.engine.pipelines.grounding import (
+from vidlang.engine.pipelines.features import (
+    FeatureDataset,
     FeatureSource,
-    _StoreOpener,
-    feature_store_path,
-    prepare_features,
+    feature_source,
 )
 from vidlang.engine.schema import DataConfig, ExperimentConfig
 from vidlang.errors import ConfigError, DataError
@@ -92,12 +91,13 @@ class AlignmentItem:
     frames: list[list[int]]
 
 
-class AlignmentDataset(Dataset):
+class AlignmentDataset(FeatureDataset):
     """Videos with their pair sequences (training: selected pairs; eval: every sentence)."""
 
     def __init__(self, paragraphs: Sequence[Paragraph], features: FeatureSource | Callable[[], FeatureSource],
                  spec: FeatureSpec, data: AlignmentDataConfig, train: bool) -> None:
-        self.spec, self.data, self._features = spec, data, features
+        super().__init__(features, spec)
+        self.data = data
         self.items: list[tuple[Paragraph, list[int]]] = []
         self.skipped: list[str] = []
         for p in paragraphs:
@@ -111,22 +111,12 @@ class AlignmentDataset(Dataset):
             else:
                 self.items.append((p, picks))
 
-    @property
-    def features(self) -> FeatureSource:
-        if callable(self._features):
-            self._features = self._features()
-        return self._features
-
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int) -> AlignmentItem:
         p, picks = self.items[index]
-        try:
-            raw = self.features[p.video_id]
-        except KeyError:
-            raise DataError("video has no features in the feature store", record=p.video_id) from None
-        feats = prepare_features(raw, self.spec, p.video_id)
+        feats = self.video_features(p.video_id)
         windows = [tuple(map(float, p.windows[i])) for i in picks]
         frames = [window_frames(w, feats.shape[0], float(p.duration), self.data.max_clip_frames,
                                 p.video_id) for w in windows]
@@ -272,9 +262,7 @@ class AlignmentPipeline(TaskPipeline):
                  features: FeatureSource | None = None) -> None:
         super().__init__(cfg, feature_spec)
         self._paragraphs = {k: list(v) for k, v in (paragraphs or {}).items()}
-        self._features: FeatureSource | Callable[[], FeatureSource] = (
-            features if features is not None
-            else _StoreOpener(feature_store_path(cfg.data), cfg.data.key_pattern))
+        self._features: FeatureSource | Callable[[], FeatureSource] = feature_source(cfg.data, features)
         self.skipped: dict[str, list[str]] = {}
 
     @classmethod

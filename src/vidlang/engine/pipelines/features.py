@@ -3,12 +3,13 @@ and per-video resampling to the model's ``feature_spec()``."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 from vidlang.engine.schema import DataConfig
 from vidlang.errors import ConfigError, DataError
@@ -56,4 +57,36 @@ class StoreOpener:
         return store  # a FeatureStore: mapping-like (video_id -> [T, D])
 
 
-_StoreOpener = StoreOpener  # old private name, still imported by other pipelines
+def feature_source(data: DataConfig, features: FeatureSource | None = None
+                   ) -> FeatureSource | Callable[[], FeatureSource]:
+    """``features`` when given (tests, in-memory arrays), else a lazy opener of the configured store."""
+    return features if features is not None else StoreOpener(feature_store_path(data), data.key_pattern)
+
+
+class FeatureDataset(Dataset):
+    """Base of the pipelines' datasets: the feature store is opened lazily, once per process (so
+    HDF5 handles are never shared across DataLoader workers), and a missing video is a
+    ``DataError`` naming it."""
+
+    def __init__(self, features: FeatureSource | Callable[[], FeatureSource], spec: FeatureSpec) -> None:
+        self._features = features
+        self.spec = spec
+
+    @property
+    def features(self) -> FeatureSource:
+        if callable(self._features):
+            self._features = self._features()
+        return self._features
+
+    def raw_features(self, video_id: str) -> Any:
+        """The video's stored [T, D] features, as the store returns them."""
+        try:
+            return self.features[video_id]
+        except DataError:
+            raise
+        except KeyError:
+            raise DataError("video has no features in the feature store", record=video_id) from None
+
+    def video_features(self, video_id: str) -> torch.Tensor:
+        """The video's features resampled to the model's ``feature_spec()``."""
+        return prepare_features(self.raw_features(video_id), self.spec, video_id)

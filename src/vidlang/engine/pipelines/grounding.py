@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from vidlang.data.records import ClampPolicy, GroundingRecord
 from vidlang.engine.pipelines.base import (
@@ -26,11 +26,10 @@ from vidlang.engine.pipelines.base import (
     make_loader,
     resolve_metric_key,
 )
-from vidlang.engine.pipelines.features import (  # noqa: F401  (re-exported)
+from vidlang.engine.pipelines.features import (  # noqa: F401  (prepare_features re-exported)
+    FeatureDataset,
     FeatureSource,
-    StoreOpener,
-    _StoreOpener,
-    feature_store_path,
+    feature_source,
     prepare_features,
 )
 from vidlang.engine.schema import DataConfig, ExperimentConfig
@@ -94,7 +93,7 @@ def collate_grounding(items: Sequence[GroundingItem]) -> dict[str, Any]:
     }
 
 
-class GroundingDataset(Dataset):
+class GroundingDataset(FeatureDataset):
     """Items over records grouped by video (``video``) or one per record (``query``).
 
     ``features`` is any mapping video_id -> [T, D]; a callable returning one is opened lazily
@@ -103,32 +102,19 @@ class GroundingDataset(Dataset):
 
     def __init__(self, records: Sequence[GroundingRecord], features: FeatureSource | Callable[[], FeatureSource],
                  spec: FeatureSpec, batch_unit: str) -> None:
-        self.spec = spec
-        self._features = features
+        super().__init__(features, spec)
         by_video: dict[str, list[GroundingRecord]] = {}
         for r in records:
             by_video.setdefault(r.video_id, []).append(r)
         self.groups: list[tuple[str, list[GroundingRecord]]] = (
             list(by_video.items()) if batch_unit == "video" else [(r.video_id, [r]) for r in records])
 
-    @property
-    def features(self) -> FeatureSource:
-        if callable(self._features):
-            self._features = self._features()
-        return self._features
-
     def __len__(self) -> int:
         return len(self.groups)
 
     def __getitem__(self, index: int) -> GroundingItem:
         video_id, records = self.groups[index]
-        try:
-            raw = self.features[video_id]
-        except DataError:
-            raise
-        except KeyError:
-            raise DataError("video has no features in the feature store", record=video_id) from None
-        feats = prepare_features(raw, self.spec, video_id)
+        feats = self.video_features(video_id)
         return GroundingItem(video_id, feats, float(records[0].duration), records)
 
 
@@ -181,8 +167,7 @@ class GroundingPipeline(TaskPipeline):
                  features: FeatureSource | None = None) -> None:
         super().__init__(cfg, feature_spec)
         self._records: dict[str, list[GroundingRecord]] = {k: list(v) for k, v in (records or {}).items()}
-        self._features: FeatureSource | Callable[[], FeatureSource] = (
-            features if features is not None else StoreOpener(feature_store_path(cfg.data), cfg.data.key_pattern))
+        self._features: FeatureSource | Callable[[], FeatureSource] = feature_source(cfg.data, features)
 
     @classmethod
     def check_config(cls, cfg: ExperimentConfig) -> None:

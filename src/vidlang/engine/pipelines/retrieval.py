@@ -22,13 +22,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from vidlang.engine.pipelines.base import EpochSampler, TaskPipeline
-from vidlang.engine.pipelines.grounding import (
+from vidlang.engine.pipelines.features import (
+    FeatureDataset,
     FeatureSource,
-    _StoreOpener,
-    feature_store_path,
+    feature_source,
     prepare_features,
 )
 from vidlang.engine.schema import DataConfig, ExperimentConfig
@@ -117,22 +117,17 @@ def _raw_length(raw: Any) -> int:
     return int(shape[0]) if shape is not None else len(raw)
 
 
-class RetrievalDataset(Dataset):
+class RetrievalDataset(FeatureDataset):
     """Items: (video, chosen caption) for training, (video, all texts) for evaluation."""
 
     def __init__(self, entries: Sequence[RetrievalEntry],
                  features: FeatureSource | Callable[[], FeatureSource], spec: FeatureSpec,
                  mode: str, seed: int = 0) -> None:
-        self.entries, self._features, self.spec = list(entries), features, spec
+        super().__init__(features, spec)
+        self.entries = list(entries)
         self.mode, self.seed, self.epoch = mode, seed, 0
         self.index = ([(i, c) for i, e in enumerate(self.entries) for c in range(len(e.texts))]
                       if mode == "all" else [(i, -1) for i in range(len(self.entries))])
-
-    @property
-    def features(self) -> FeatureSource:
-        if callable(self._features):
-            self._features = self._features()
-        return self._features
 
     def __len__(self) -> int:
         return len(self.index)
@@ -148,11 +143,7 @@ class RetrievalDataset(Dataset):
     def __getitem__(self, index: int) -> RetrievalItem:
         i, caption = self.index[index]
         entry = self.entries[i]
-        try:
-            raw = self.features[entry.video_id]
-        except KeyError:
-            raise DataError("video has no features in the feature store",
-                            record=entry.video_id) from None
+        raw = self.raw_features(entry.video_id)
         picks = self._pick(entry, caption)
         return RetrievalItem(entry, prepare_features(raw, self.spec, entry.video_id),
                              tuple(entry.texts[c] for c in picks),
@@ -248,9 +239,7 @@ class _FeaturePipeline(TaskPipeline):
     def __init__(self, cfg: ExperimentConfig, feature_spec: FeatureSpec,
                  features: FeatureSource | None = None) -> None:
         super().__init__(cfg, feature_spec)
-        self._features: FeatureSource | Callable[[], FeatureSource] = (
-            features if features is not None
-            else _StoreOpener(feature_store_path(cfg.data), cfg.data.key_pattern))
+        self._features: FeatureSource | Callable[[], FeatureSource] = feature_source(cfg.data, features)
         self._model: Any = None
 
     def eval_step(self, model: Any, batch: dict[str, Any]) -> Any:
@@ -412,27 +401,19 @@ QUESTION_SOURCES: dict[str, Callable[[DataConfig, str], list[QuestionEntry]]] = 
     "jsonl": _jsonl_questions, "synthvl": _synthvl_questions}
 
 
-class QuestionDataset(Dataset):
+class QuestionDataset(FeatureDataset):
     def __init__(self, entries: Sequence[QuestionEntry],
                  features: FeatureSource | Callable[[], FeatureSource], spec: FeatureSpec) -> None:
-        self.entries, self._features, self.spec = list(entries), features, spec
+        super().__init__(features, spec)
+        self.entries = list(entries)
         self.epoch = 0
-
-    @property
-    def features(self) -> FeatureSource:
-        if callable(self._features):
-            self._features = self._features()
-        return self._features
 
     def __len__(self) -> int:
         return len(self.entries)
 
     def __getitem__(self, index: int) -> QuestionItem:
         e = self.entries[index]
-        try:
-            raw = self.features[e.video_id]
-        except KeyError:
-            raise DataError("video has no features in the feature store", record=e.video_id) from None
+        raw = self.raw_features(e.video_id)
         return QuestionItem(e, prepare_features(raw, self.spec, e.video_id),
                             clip_centre_times(_raw_length(raw), e.duration, self.spec))
 
