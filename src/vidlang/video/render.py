@@ -67,7 +67,10 @@ class VideoSetConfig:
     max_objects: int = 3
     min_event_seconds: float = 2.0
     max_event_seconds: float = 6.0
-    codec: str = "libx264"
+    # FFmpeg's native mpeg4 encoder is byte-deterministic; libx264 (crf) is smaller but its
+    # output was seen to differ between two runs of the same frames, so it is opt-in.
+    codec: str = "mpeg4"
+    bit_rate: int = 2_000_000
     crf: int = 18
 
     def check(self) -> VideoSetConfig:
@@ -305,7 +308,7 @@ def render_frame(script: Script, t: float, background: np.ndarray) -> np.ndarray
 
 
 def write_mp4(path: Path, frames: Callable[[int], np.ndarray], n_frames: int, fps: int, codec: str,
-              crf: int) -> None:
+              crf: int, bit_rate: int = 2_000_000) -> None:
     """Encode ``n_frames`` frames (``frames(i)`` -> [H, W, 3] uint8) to an MP4 at ``fps``."""
     import av
 
@@ -316,6 +319,9 @@ def write_mp4(path: Path, frames: Callable[[int], np.ndarray], n_frames: int, fp
         stream.pix_fmt = "yuv420p"
         if codec == "libx264":
             stream.options = {"crf": str(crf), "preset": "medium", "threads": "1"}
+        else:
+            stream.bit_rate = bit_rate
+            stream.options = {"threads": "1"}
         for i in range(n_frames):
             img = first if i == 0 else frames(i)
             for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
@@ -330,7 +336,7 @@ def render_video(script: Script, cfg: VideoSetConfig, path: Path, rng: np.random
     background = background_image(script.background, cfg.size, texture)
     n_frames = int(round(script.duration * cfg.fps))
     write_mp4(path, lambda i: render_frame(script, i / cfg.fps, background), n_frames, cfg.fps,
-              cfg.codec, cfg.crf)
+              cfg.codec, cfg.crf, cfg.bit_rate)
 
 
 # ----------------------------------------------------------------------------- the folder
