@@ -52,6 +52,7 @@ def test_build_add_search_and_localise(trained, capsys, tmp_path):
     main(["index", "build", "--ckpt", str(trained["ret"]), "--features", str(features),
           "--out", str(idx), "--video-ids", str(first)])
     assert len(json.loads((idx / "ids.json").read_text())) == 30
+    assert "name: dual_encoder" in (idx / "model_config.yaml").read_text()
     main(["index", "add", str(idx), "--features", str(features)])  # the rest, no rebuild
     assert sorted(json.loads((idx / "ids.json").read_text())) == all_ids
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Optional
 
@@ -73,6 +74,8 @@ def build(
     source = {"features": str(features.resolve()), "key_pattern": key_pattern}
     index = VideoIndex.build(emb, ids, params, model=identity, seed=seed, source=source)
     index.save(out)
+    # the model's resolved config travels with the index, so it documents what it holds
+    shutil.copyfile(Path(identity["ckpt"]) / "config.yaml", out / "model_config.yaml")
     typer.echo(f"indexed {len(index)} videos ({kind}, dim {index.meta.dim}) -> {out}")
 
 

@@ -5,6 +5,7 @@ Layout of an index directory::
     index.faiss   the FAISS index (inner product on L2-normalised vectors = cosine)
     ids.json      row -> video id, in insertion order
     meta.json     dim, kind and its parameters, and the model that produced the vectors
+    model_config.yaml   that model's resolved config (written by ``vidlang index build``)
 
 ``kind`` is ``flat`` (exact, default), ``ivf`` (inverted lists; ``nlist`` cells, ``nprobe``
 probed at query time) or ``hnsw`` (graph; ``hnsw_m`` links, ``ef_search``). Approximate kinds
