@@ -190,7 +190,7 @@ def _timeline(data_dir: Path, predictions: Path, png: Path, videos: int = 4,
     axes[-1, 0].set_xlabel("seconds")
     axes[0, 0].legend(loc="upper right", fontsize=7, ncol=4)
     fig.tight_layout()
-    fig.savefig(png, dpi=110)
+    fig.savefig(png, dpi=110, bbox_inches="tight")  # keep long query labels whole
     plt.close(fig)
     return png
 
