@@ -95,12 +95,14 @@ def _dataset_rows(name: str, root: Path | None, split: str | None, kind: str | N
     listed = getattr(dataset, "splits", None)
     if not callable(listed) and split is None:
         raise ConfigError(f"--split: dataset {name!r} does not list its splits; name one")
-    rows = []
+    rows: list[tuple[str, str, list[Any], Any]] = []
     for k in [kind] if kind else KINDS:
         known = listed(k) if callable(listed) else [split]
         if kind is None and split is not None and split not in known:
             continue
         for s in [split] if split else known:
+            if s is None:  # cannot happen: without --split the dataset lists its splits
+                raise ConfigError(f"--split: dataset {name!r} does not list its splits; name one")
             extra = {"clamp": clamp} if k == "grounding" else {}
             try:
                 records, report = LOADERS[k](name, s, root, **extra)

@@ -132,8 +132,8 @@ def search(
         predictor = GroundingPredictor.from_pretrained(grounding_ckpt)
         store_path = features or Path(index.meta.source.get("features", ""))
         key = index.meta.source.get("key_pattern") if features is None else None
-        for row in rows:
-            best = predictor.predict_from_store(store_path, row["video_id"], query, key_pattern=key, top_k=1)[0][0]
+        for h, row in zip(hits, rows):
+            best = predictor.predict_from_store(store_path, h.video_id, query, key_pattern=key, top_k=1)[0][0]
             row["start"], row["end"], row["moment_score"] = (round(best[0], 2), round(best[1], 2), round(best[2], 4))
     if json_out:
         typer.echo(json.dumps({"query": query, "results": rows}))

@@ -58,8 +58,8 @@ def detection_ap(pred: np.ndarray, scores: np.ndarray, pred_valid: np.ndarray, g
     m_rec = np.concatenate([zeros, recall, np.ones((q, t, 1))], axis=-1)
     steps = np.diff(m_rec, axis=-1) * m_prec[..., 1:]
     ap = np.cumsum(steps, axis=-1)[..., -1]  # sequential sum, as over the recall steps
-    usable = valid.any(axis=1) & gt_valid.any(axis=1)
-    return np.where(usable[:, None], ap, np.nan)
+    usable = valid.any(axis=1, keepdims=True) & gt_valid.any(axis=1, keepdims=True)  # (Q, 1)
+    return np.where(usable, ap, np.nan)
 
 
 def ranking_ap(scores: np.ndarray, labels: np.ndarray, valid: np.ndarray) -> np.ndarray:

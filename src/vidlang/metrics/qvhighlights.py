@@ -129,8 +129,8 @@ def _gt_saliency(gts: Sequence[dict[str, Any]], qids: Sequence[str]) -> tuple[np
                         f"(num_clips = int(duration / {CLIP_SECONDS:g}))", record=qids[qi])
     c = int(num_clips.max()) if len(num_clips) else 0
     full = np.zeros((len(gts), c, NUM_ANNOTATORS))
-    qi, slot = np.nonzero(ids_valid)
-    full[qi, ids[qi, slot]] = scores[qi, slot]
+    rows, slot = np.nonzero(ids_valid)
+    full[rows, ids[rows, slot]] = scores[rows, slot]
     return full, np.arange(c)[None, :] < num_clips[:, None]
 
 

@@ -19,7 +19,7 @@ MCQA batch (built by the ``mcqa`` pipeline of ``vidlang.engine.pipelines.retriev
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +38,7 @@ def join_qa(question: str, answer: str) -> str:
 class MultipleChoiceMixin:
     """Candidate scoring, loss and prediction, shared by both encoders."""
 
-    task = "mcqa"
+    task: ClassVar[str] = "mcqa"
 
     def candidate_scores(self: Any, batch: dict[str, Any]) -> tuple[torch.Tensor, Any, TextRepr,
                                                                    list[int]]:
@@ -47,7 +47,9 @@ class MultipleChoiceMixin:
         questions, candidates = list(batch["questions"]), list(batch["candidates"])
         if len(questions) != batch["feats"].shape[0] or len(candidates) != len(questions):
             raise DataError("mcqa batch: need one question and one candidate list per video")
-        flat, owner, first = [], [], []
+        flat: list[str] = []
+        owner: list[int] = []
+        first: list[int] = []
         for b, (q, cands) in enumerate(zip(questions, candidates)):
             if len(cands) < 2:
                 raise DataError(f"question has {len(cands)} candidates (need >= 2)",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Optional, cast
 
 import torch
 from torch import nn
@@ -208,6 +208,7 @@ class MMN(VidlangModel):
 
     task: ClassVar[str] = "grounding"
     config_class: ClassVar[type] = MMNConfig
+    mask2d: torch.Tensor  # registered buffer (not persistent): the proposal map's cell mask
 
     def __init__(self, cfg: MMNConfig, text_encoder: Optional[TextEncoder] = None) -> None:
         super().__init__(cfg)
@@ -217,7 +218,7 @@ class MMN(VidlangModel):
         self.featpool = FeatPool(cfg.input_dim, cfg.featpool_hidden, cfg.featpool_kernel,
                                  cfg.num_pre_clips // cfg.num_clips)
         self.map2d = SparseMaxPool2DMap(cfg.num_clips, cfg.pooling_counts)
-        self.register_buffer("mask2d", self.map2d.mask.clone(), persistent=False)
+        self.register_buffer("mask2d", cast(torch.Tensor, self.map2d.mask).clone(), persistent=False)
         self.fusion = FUSIONS[cfg.fusion](cfg, self.text_encoder.dim, self.mask2d)
 
     # -- engine contract -------------------------------------------------------------------

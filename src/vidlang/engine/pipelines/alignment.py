@@ -117,11 +117,11 @@ class AlignmentDataset(FeatureDataset):
     def __getitem__(self, index: int) -> AlignmentItem:
         p, picks = self.items[index]
         feats = self.video_features(p.video_id)
-        windows = [tuple(map(float, p.windows[i])) for i in picks]
+        windows: list[Window] = [(float(p.windows[i][0]), float(p.windows[i][1])) for i in picks]
         frames = [window_frames(w, feats.shape[0], float(p.duration), self.data.max_clip_frames,
                                 p.video_id) for w in windows]
         return AlignmentItem(p.video_id, feats, float(p.duration),
-                             [p.sentences[i] for i in picks], windows, frames)  # type: ignore[misc]
+                             [p.sentences[i] for i in picks], windows, frames)
 
 
 def _pad_rows(rows: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

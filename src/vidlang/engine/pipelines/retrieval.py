@@ -65,7 +65,7 @@ class RetrievalEntry:
     windows: tuple[tuple[float, float], ...] = ()
 
 
-def load_entries(data: DataConfig, split: str) -> list[RetrievalEntry]:
+def load_entries(data: RetrievalDataConfig, split: str) -> list[RetrievalEntry]:
     """The split's videos with their texts, through the dataset catalog."""
     from vidlang.data import catalog
 
@@ -188,9 +188,12 @@ def collate_retrieval(items: Sequence[RetrievalItem], segments: bool = False) ->
 
 def _add_centres(batch: dict[str, Any], items: Sequence[Any]) -> None:
     """``clip_centres`` [B, T] when every item knows its clip times (padding: +inf)."""
-    centres = [getattr(it, "centres", None) for it in items]
-    if any(c is None for c in centres):
-        return
+    centres: list[torch.Tensor] = []
+    for it in items:
+        c = getattr(it, "centres", None)
+        if c is None:
+            return
+        centres.append(c)
     out = torch.full(batch["feat_mask"].shape, float("inf"))
     for i, c in enumerate(centres):
         out[i, : c.shape[0]] = c
@@ -200,7 +203,7 @@ def _add_centres(batch: dict[str, Any], items: Sequence[Any]) -> None:
 class _EpochDatasetSampler(EpochSampler):
     """:class:`EpochSampler` that also tells the dataset the epoch (per-epoch caption draw)."""
 
-    def __init__(self, dataset: RetrievalDataset, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, dataset: RetrievalDataset | QuestionDataset, *args: Any, **kwargs: Any) -> None:
         super().__init__(len(dataset), *args, **kwargs)
         self.dataset = dataset
 
@@ -209,7 +212,7 @@ class _EpochDatasetSampler(EpochSampler):
         self.dataset.epoch = epoch
 
 
-def _loader(ds: RetrievalDataset, collate: Callable[[list[Any]], Any], batch_size: int,
+def _loader(ds: RetrievalDataset | QuestionDataset, collate: Callable[[list[Any]], Any], batch_size: int,
             shuffle: bool, seed: int, num_workers: int, rank: int, world_size: int,
             pad: bool) -> DataLoader:
     sampler = _EpochDatasetSampler(ds, seed, shuffle, rank, world_size, pad)
@@ -360,6 +363,9 @@ def _jsonl_questions(data: DataConfig, split: str) -> list[QuestionEntry]:
 
     from vidlang.data.records import iter_jsonl
 
+    if data.root is None:
+        raise ConfigError("data.root: the jsonl question source needs the folder holding "
+                          "<split>.mcqa.jsonl")
     path = Path(data.root) / f"{split}.mcqa.jsonl"
     out = []
     for line, obj in iter_jsonl(path):
@@ -384,6 +390,8 @@ def _synthvl_questions(data: DataConfig, split: str) -> list[QuestionEntry]:
     """SynthVL's questions; each video's event sentences are its time-stamped text."""
     from vidlang.data import synthvl
 
+    if data.root is None:
+        raise ConfigError("data.root: the synthvl dataset needs the folder written by `vidlang synth`")
     loaded = synthvl.load(data.root, split)
     paragraphs = {p.video_id: p for p in loaded.paragraphs}
     out = []

@@ -18,6 +18,7 @@ whose input support is about as large as the grid run as ordinary dense convs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -83,10 +84,14 @@ def _bn_train_with_constant(y: torch.Tensor, const: torch.Tensor, n_const: int,
     var = (((y - mean) ** 2).sum(dim=(0, 1)) + b * n_const * (const - mean) ** 2) / total
     if bn.track_running_stats and bn.running_mean is not None and bn.running_var is not None:
         with torch.no_grad():
-            if bn.num_batches_tracked is not None:
-                bn.num_batches_tracked.add_(1)
+            tracked = bn.num_batches_tracked
+            if tracked is not None:
+                tracked.add_(1)
             if bn.momentum is None:
-                factor = 1.0 / float(bn.num_batches_tracked)  # cumulative moving average
+                if tracked is None:
+                    raise ValueError("BatchNorm2d with momentum=None needs num_batches_tracked "
+                                     "for its cumulative moving average")
+                factor = 1.0 / float(tracked)  # cumulative moving average
             else:
                 factor = bn.momentum
             unbiased = var.detach() * total / max(total - 1, 1)
@@ -104,6 +109,8 @@ class MaskedConvStack(nn.Module):
     Parameters live in ordinary ``convs`` (nn.Conv2d) and ``norms`` (nn.BatchNorm2d or
     nn.Identity) so the straightforward dense computation can run on the same weights.
     """
+
+    mask2d: torch.Tensor  # registered buffer (not persistent)
 
     def __init__(self, in_channels: int, hidden: int, kernel: int, num_layers: int,
                  mask2d: torch.Tensor, batch_norm: bool = True) -> None:
@@ -146,7 +153,7 @@ class MaskedConvStack(nn.Module):
                 if compact is None:
                     assert dense is not None
                     compact = dense.flatten(2)[:, :, plan.in_cells.to(x.device)].transpose(1, 2)
-                compact = self._sparse_layer(compact, plan, conv, norm)
+                compact = self._sparse_layer(compact, plan, cast(nn.Conv2d, conv), norm)
                 dense = None
             else:
                 if dense is None:
