@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import math
-import os
-import socket
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
 from engine_toy import fake_grounding_data
+from two_process import run_two_processes
 from vidlang.engine.config import CONFIG_ROOT, build_config
-from vidlang.engine.distributed import all_gather_objects, gather_with_grad, world_size
+from vidlang.engine.distributed import (
+    all_gather_objects,
+    all_reduce_sum,
+    gather_counts,
+    gather_rows,
+    gather_with_grad,
+    world_size,
+)
 from vidlang.engine.optim import build_optimizer, build_scheduler
 from vidlang.engine.pipelines.base import EpochSampler
 from vidlang.engine.pipelines.grounding import GroundingPipeline
@@ -121,39 +127,34 @@ def test_missing_video_features_name_the_video():
 def test_single_process_helpers_are_identity():
     t = torch.randn(3, 2, requires_grad=True)
     assert gather_with_grad(t) is t and world_size() == 1 and all_gather_objects(7) == [7]
+    assert gather_rows(t, [3]) is t and all_reduce_sum(t) is t and gather_counts(3, 1) == [(3, 1)]
 
 
-def _gather_worker(rank: int, port: int, q) -> None:
-    import torch.distributed as dist
-
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+def _gather_worker(rank: int) -> tuple:
     x = torch.full((rank + 1, 2), float(rank + 1), requires_grad=True)  # sizes differ: 1 and 2
     g = gather_with_grad(x)
     (g.sum() * (rank + 1)).backward()
-    q.put((rank, g.detach().tolist(), x.grad.tolist()))
-    dist.destroy_process_group()
+    # the known-count variant: one size exchange for several tensors, grad or not
+    counts = gather_counts(rank + 1, 3 - rank)
+    y = torch.full((rank + 1, 2), float(rank + 1), requires_grad=True)
+    rows = gather_rows(y, [c[0] for c in counts])
+    (rows.sum() * (rank + 1)).backward()
+    ids = gather_rows(torch.arange(3 - rank) + 10 * rank, [c[1] for c in counts])
+    total = all_reduce_sum(torch.tensor([float(rank + 1)]))
+    return (g.detach().tolist(), x.grad.tolist(), counts, rows.detach().tolist(), y.grad.tolist(),
+            ids.tolist(), total.tolist())
 
 
 def test_gather_with_grad_two_processes():
-    import torch.multiprocessing as mp
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    # fork avoids re-importing torch in the children (seconds on a busy box); CPU/gloo only
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    q = ctx.Queue()
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    procs = [ctx.Process(target=_gather_worker, args=(r, port, q)) for r in range(2)]
-    for p in procs:
-        p.start()
-    results = dict((r, (g, grad)) for r, g, grad in (q.get(timeout=60) for _ in procs))
-    for p in procs:
-        p.join(timeout=30)
+    results = run_two_processes(_gather_worker)
     expect = [[1.0, 1.0], [2.0, 2.0], [2.0, 2.0]]
     assert results[0][0] == expect and results[1][0] == expect
     # each process's slice receives the sum of both processes' upstream gradients (1 + 2)
     assert results[0][1] == [[3.0, 3.0]] and results[1][1] == [[3.0, 3.0], [3.0, 3.0]]
+    for r in (0, 1):
+        counts, rows, y_grad, ids, total = results[r][2:]
+        assert counts == [(1, 3), (2, 2)] and rows == expect and ids == [0, 1, 2, 10, 11]
+        assert y_grad == [[3.0, 3.0]] * (r + 1) and total == [3.0]
 
 
 def test_loader_workers_give_the_same_batches_from_an_hdf5_store(tmp_path):

@@ -73,3 +73,53 @@ def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
     t = t.clone()
     dist.all_reduce(t)
     return t / world_size()
+
+
+def gather_counts(*counts: int, device: torch.device | str = "cpu") -> list[tuple[int, ...]]:
+    """Every process's ``counts`` (e.g. rows of several tensors) in rank order, in one collective.
+
+    ``[counts]`` on one process. ``device`` must suit the backend (CUDA for NCCL).
+    """
+    if not is_distributed():
+        return [tuple(counts)]
+    local = torch.tensor(counts, dtype=torch.long, device=device)
+    parts = [torch.zeros_like(local) for _ in range(world_size())]
+    dist.all_gather(parts, local)
+    return [tuple(int(x) for x in p.tolist()) for p in parts]
+
+
+def gather_rows(t: torch.Tensor, counts: list[int]) -> torch.Tensor:
+    """Concatenate ``t`` [counts[rank], ...] from all processes along dim 0, given every
+    process's row count (from :func:`gather_counts`), so no size exchange is needed.
+
+    Rows are zero-padded to ``max(counts)`` for the collective and the padding is dropped.
+    When ``t`` requires grad the gather is differentiable as in :func:`gather_with_grad` (the
+    backward sums every process's gradient for this process's rows); otherwise it is a plain
+    ``all_gather``. ``requires_grad`` must agree across processes (the backward is a
+    collective). Identity on one process.
+    """
+    if not is_distributed():
+        return t
+    if len(counts) != world_size() or t.shape[0] != counts[rank()]:
+        raise ValueError(f"gather_rows: {t.shape[0]} local rows but counts {counts} "
+                         f"(rank {rank()} of {world_size()})")
+    longest = max(counts)
+    if t.shape[0] < longest:
+        t = torch.cat([t, t.new_zeros((longest - t.shape[0], *t.shape[1:]))], dim=0)
+    if t.requires_grad:
+        from torch.distributed.nn.functional import all_gather
+
+        parts = list(all_gather(t))
+    else:
+        parts = [torch.empty_like(t) for _ in counts]
+        dist.all_gather(parts, t.contiguous())
+    return torch.cat([p[:c] for p, c in zip(parts, counts)], dim=0)
+
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    """Sum of ``t`` over processes, without gradient (``t`` itself on one process)."""
+    if not is_distributed():
+        return t
+    t = t.detach().clone()
+    dist.all_reduce(t)
+    return t

@@ -21,7 +21,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from vidlang.errors import ConfigError, DataError
-from vidlang.losses.mmn import mutual_matching_loss, scaled_iou_bce
+from vidlang.losses.mmn import (
+    gathered_mutual_matching_loss,
+    mutual_matching_loss,
+    scaled_iou_bce,
+)
 from vidlang.models.base import FeatureSpec, TrainState, VidlangModel
 from vidlang.models.blocks.masked_conv import MaskedConvStack
 from vidlang.models.blocks.proposal_map import (
@@ -294,12 +298,18 @@ class MMN(VidlangModel):
         total = losses["loss_iou"]
         if out.sent_mm is not None and out.map_mm is not None and weight > 0:
             cells = out.map_mm[:, :, mask].transpose(1, 2)      # [B, M, E]
-            terms = mutual_matching_loss(
-                out.sent_mm, cells, batch["query_video"], iou[:, mask], gt,
+            kwargs: dict[str, Any] = dict(
                 tau_video=self.cfg.tau_video, tau_sent=self.cfg.tau_sent, margin=self.cfg.margin,
                 top_k=self.cfg.num_positive, sent_removal_iou=self.cfg.sent_removal_iou,
                 negative_video_iou=self.cfg.negative_video_iou,
                 reproduce_upstream_quirks=self.cfg.reproduce_upstream_quirks)
+            if state.gather_negatives:   # negatives from every device; the BCE stays local
+                terms = gathered_mutual_matching_loss(
+                    out.sent_mm, cells, batch["query_video"], iou[:, mask], gt,
+                    video_ids=batch.get("video_ids"), **kwargs)
+            else:                        # per-device negatives, as in the release
+                terms = mutual_matching_loss(out.sent_mm, cells, batch["query_video"],
+                                             iou[:, mask], gt, **kwargs)
             losses["loss_mm_video"] = terms.proposal_to_sentence
             losses["loss_mm_sent"] = terms.sentence_to_proposal
             total = total + weight * (terms.proposal_to_sentence + terms.sentence_to_proposal)
