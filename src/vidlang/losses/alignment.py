@@ -20,7 +20,10 @@ moves only, the padded ones also vertical ones, so the path may start and end an
 Normalisation (:data:`NORMALISATIONS`): ``none``, ``path`` (divide by the length of the
 optimal path; for soft kinds its expected length under the Gibbs path distribution, treated as
 a constant; OTAM paths count their zero-column cells too), ``n_plus_m`` and ``area`` (divide by n*m, the release's per-pair area scaling up to
-its set-wide constant ``max_len^2``). See docs/models.md (TempCLR).
+its set-wide constant ``max_len^2``). :func:`release_pairwise_distance` /
+:func:`release_eval_distance` reproduce the release's evaluation with its quirks (raw-dot
+cost, area scaling with +inf padding and a zero-cost corridor, the degenerate last-row
+zeroing, OTAM's sign bug) for number matching only. See docs/models.md (TempCLR).
 """
 
 from __future__ import annotations
@@ -69,7 +72,8 @@ def cosine_cost(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-8) -> torch.Te
 
 
 def dot_cost(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``1 - x_i . y_j`` on raw vectors: the release's evaluation cost (faithful mode only)."""
+    """``1 - x_i . y_j`` on raw vectors: the release's evaluation cost (quirk 1; only with
+    ``reproduce_upstream_quirks``)."""
     return 1.0 - x @ y.transpose(-1, -2)
 
 
@@ -298,17 +302,12 @@ def sequence_distance(cost: torch.Tensor, row_mask: torch.Tensor | None = None,
     return normaliser(value, rows, cols, path)
 
 
-CostTransform = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-
-
 def pairwise_sequence_distance(text: torch.Tensor, text_mask: torch.Tensor, video: torch.Tensor,
                                video_mask: torch.Tensor, kind: str = "dtw", gamma: float = 0.1,
                                normalise: str = "none", cost: str = "cosine",
-                               chunk_pairs: int = 4096,
-                               cost_transform: CostTransform | None = None) -> torch.Tensor:
+                               chunk_pairs: int = 4096) -> torch.Tensor:
     """Distances [P, V] of every paragraph (text [P, N, D]) to every video (video [V, M, D]),
-    computed in chunks of ``chunk_pairs`` pairs to bound memory. ``cost_transform(cost, n, m)``
-    may rewrite each chunk's cost blocks first (the faithful evaluation uses it)."""
+    computed in chunks of ``chunk_pairs`` pairs to bound memory."""
     cost_fn = COSTS.get(cost)
     p, v = text.shape[0], video.shape[0]
     out = text.new_empty((p, v))
@@ -320,41 +319,111 @@ def pairwise_sequence_distance(text: torch.Tensor, text_mask: torch.Tensor, vide
         vm = video_mask[None].expand(q, v, video_mask.shape[1]).reshape(q * v, -1)
         c = cost_fn(t[:, None].expand(q, v, *t.shape[1:]).reshape(q * v, *t.shape[1:]),
                     video[None].expand(q, v, *video.shape[1:]).reshape(q * v, *video.shape[1:]))
-        if cost_transform is not None:
-            c = cost_transform(c, tm.sum(dim=1), vm.sum(dim=1))
         d = sequence_distance(c, tm, vm, kind=kind, gamma=gamma, normalise=normalise)
         out[start:start + q] = d.reshape(q, v)
     return out
 
 
-def faithful_eval_distance(text: torch.Tensor, text_mask: torch.Tensor, video: torch.Tensor,
-                           video_mask: torch.Tensor, kind: str) -> torch.Tensor:
-    """The release's evaluation distance [P, V] (``tempclr_faithful_eval``; tempclr.md §3).
+# ---------------------------------------------------------------------------------------------
+# the release's evaluation, quirks included (``reproduce_upstream_quirks``; tempclr.md section 3)
+# ---------------------------------------------------------------------------------------------
+def release_pad(block: torch.Tensor, rows: int, cols: int, otam: bool) -> torch.Tensor:
+    """The release's padding of same-shape cost blocks [G, r, c] to its set-wide size.
 
-    Hard ``dtw`` or ``otam`` (OTAM summed over both directions) on cost 1 - raw dot product,
-    each block scaled by max_len^2 / (n m) (max_len over the whole set), and the release's
-    padding defect: when a video has max_len clips, the block's whole last row is zeroed (a
-    slice start of -0 selects the full row), real costs included. Not reproduced: the
-    subtraction at OTAM's first real column (our OTAM always adds)."""
+    OTAM first adds a zero column on each side. Then +inf up to ``rows`` x ``cols`` (counted
+    without OTAM's two columns, so OTAM grids are cols + 2 wide) and a zero-cost corridor: the
+    cells from the last real row down and right of the last real column (quirk 2). Quirk 3:
+    the corridor's column slice starts at -(cols - c); when c == cols that is -0, which selects
+    every column, so the whole last real row is zeroed, real costs included. Negative size
+    differences crop, as the release's ``F.pad`` does."""
+    d_rows, d_cols = rows - block.shape[1], cols - block.shape[2]
+    grid = F.pad(block, (1, 1), value=0.0) if otam else block
+    grid = F.pad(grid, (0, d_cols, 0, d_rows), value=INF)
+    grid[:, -d_rows - 1:, -d_cols:] = 0.0
+    return grid
+
+
+def release_hard_dp(grid: torch.Tensor, kind: str, otam_subtract_bug: bool = True) -> torch.Tensor:
+    """The release's hard evaluation recursion over grids [B, R, C]; the value at the last cell.
+
+    ``dtw``: first row and column are cumulative sums, then d + min(diagonal, left, up).
+    ``otam`` (grids from :func:`release_pad` with ``otam``): column 0 stays 0, the first row
+    is a cumulative sum; in later rows column 1 takes d - min(up-left, up, left) - the
+    release's sign bug (quirk 4; ``otam_subtract_bug=False`` adds), middle columns
+    d + min(diagonal, left), the last column d + min(diagonal, up, left). Loops over cells,
+    vectorised over the batch."""
     if kind not in ("dtw", "otam"):
-        raise ValueError(f"faithful evaluation uses hard dtw or otam, got {kind!r}")
-    max_len = int(max(int(text_mask.sum(dim=1).max()), int(video_mask.sum(dim=1).max())))
+        raise ValueError(f"release evaluation uses hard dtw or otam, got {kind!r}")
+    n_rows, n_cols = grid.shape[1:]
+    if kind == "dtw":
+        prev = grid[:, 0].cumsum(dim=-1)
+    else:
+        prev = torch.cat([grid.new_zeros(grid.shape[0], 1), grid[:, 0, 1:].cumsum(dim=-1)], dim=1)
+    for i in range(1, n_rows):
+        d = grid[:, i]
+        if kind == "dtw":
+            cells = [prev[:, 0] + d[:, 0]]
+            for j in range(1, n_cols):
+                best = torch.minimum(torch.minimum(prev[:, j - 1], prev[:, j]), cells[-1])
+                cells.append(d[:, j] + best)
+        else:
+            cells = [torch.zeros_like(d[:, 0])]
+            first = torch.minimum(torch.minimum(prev[:, 0], prev[:, 1]), cells[0])
+            cells.append(d[:, 1] - first if otam_subtract_bug else d[:, 1] + first)
+            for j in range(2, n_cols - 1):
+                cells.append(d[:, j] + torch.minimum(prev[:, j - 1], cells[-1]))
+            last = torch.minimum(torch.minimum(prev[:, -2], prev[:, -1]), cells[-1])
+            cells.append(d[:, -1] + last)
+        prev = torch.stack(cells, dim=1)
+    return prev[:, -1]
 
-    def release_blocks(cost: torch.Tensor, n: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        cost = cost * (max_len ** 2 / (n * m).to(cost.dtype))[:, None, None]
-        last_row = torch.arange(cost.shape[1], device=cost.device)[None, :] == (n - 1)[:, None]
-        zero = last_row & (m == max_len)[:, None]
-        return cost.masked_fill(zero[:, :, None], 0.0)
 
-    def transposed(cost: torch.Tensor, n: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        return release_blocks(cost.transpose(1, 2), m, n).transpose(1, 2)
+def release_eval_distance(cost: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
+                          max_rows: int, max_cols: int, kind: str) -> torch.Tensor:
+    """The release's evaluation distance [B] of cost blocks [B, N, M] (pair b: its top-left
+    rows[b] x cols[b]; the cost is the release's 1 - raw dot product, computed by the caller).
 
-    dist = pairwise_sequence_distance(text, text_mask, video, video_mask, kind=kind, cost="dot",
-                                      cost_transform=release_blocks)
-    if kind == "otam":
-        dist = dist + pairwise_sequence_distance(video, video_mask, text, text_mask, kind=kind,
-                                                 cost="dot", cost_transform=transposed).t()
-    return dist
+    Each block is scaled by max_rows * max_cols / (n m) (the area normalisation), padded by
+    :func:`release_pad` to max_rows x max_cols and scored by :func:`release_hard_dp`; OTAM
+    adds the transposed block's distance, padded to the same size (as the release). Pairs are
+    grouped by block shape, so each group is one batched recursion."""
+    if kind not in ("dtw", "otam"):
+        raise ValueError(f"release evaluation uses hard dtw or otam, got {kind!r}")
+    out = cost.new_empty(cost.shape[0])
+    shapes = torch.stack([rows, cols], dim=1)
+    for n, m in torch.unique(shapes, dim=0).tolist():
+        idx = ((rows == n) & (cols == m)).nonzero().squeeze(1)
+        block = cost[idx, :n, :m] * (max_rows * max_cols / (n * m))
+        otam = kind == "otam"
+        value = release_hard_dp(release_pad(block, max_rows, max_cols, otam), kind)
+        if otam:
+            value = value + release_hard_dp(
+                release_pad(block.transpose(1, 2), max_rows, max_cols, True), kind)
+        out[idx] = value
+    return out
+
+
+def release_pairwise_distance(text: torch.Tensor, text_mask: torch.Tensor, video: torch.Tensor,
+                              video_mask: torch.Tensor, kind: str, chunk_pairs: int = 4096
+                              ) -> torch.Tensor:
+    """The release's background-removed evaluation distance [P, V] of every paragraph to every
+    video (:func:`release_eval_distance`, cost 1 - raw dot product). Blocks are padded to
+    max_len x max_len, max_len the longest sequence of the set (the release: the most clips of
+    a video, which is also its most captions, since each caption is one clip)."""
+    rows_all, cols_all = text_mask.sum(dim=1), video_mask.sum(dim=1)
+    max_rows = max_cols = max(int(rows_all.max()), int(cols_all.max()))
+    p, v = text.shape[0], video.shape[0]
+    out = text.new_empty((p, v))
+    step = max(1, chunk_pairs // max(v, 1))
+    for start in range(0, p, step):
+        t = text[start:start + step]
+        q = t.shape[0]
+        cost = dot_cost(t[:, None], video[None]).reshape(q * v, t.shape[1], video.shape[1])
+        rows = rows_all[start:start + q, None].expand(q, v).reshape(-1)
+        cols = cols_all[None].expand(q, v).reshape(-1)
+        out[start:start + q] = release_eval_distance(cost, rows, cols, max_rows, max_cols,
+                                                     kind).reshape(q, v)
+    return out
 
 
 def reference_distance(cost: torch.Tensor, kind: str = "softdtw", gamma: float = 0.1

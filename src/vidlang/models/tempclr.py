@@ -18,6 +18,13 @@ Alignment batch (built by ``vidlang.engine.pipelines.alignment``)::
     seq_index    LongTensor  [B, N]     row of seg_* of the n-th pair of video b, in time order
     seq_mask     BoolTensor  [B, N]     prefix mask of real pairs
     windows      list[list[(s, e)]]     per video, the windows of its pairs (seconds)
+
+Evaluation batches may also carry the video cut into fixed windows (background kept, v2v)::
+
+    win_feats    FloatTensor [W, L, D]  features inside each fixed window (padded)
+    win_mask     BoolTensor  [W, L]
+    win_index    LongTensor  [B, K]     row of win_* of the k-th window of video b, -1 after
+    bg_windows   list[list[(s, e)]]     per video, its fixed windows (seconds)
 """
 
 from __future__ import annotations
@@ -60,7 +67,8 @@ class TempCLRConfig(DualEncoderConfig):
     infonce_reduction: str = "mean"  # mean (project) | sum (the release)
     trainable: str = "all"  # all | layernorm (the release's main checkpoints)
     eval_normalise: str = "path"  # none | path | n_plus_m | area (the release: area)
-    tempclr_faithful_eval: bool = False  # the release's eval cost and quirks (tempclr.md §3)
+    # older name of eval.overrides.reproduce_upstream_quirks (either turns the quirks on)
+    tempclr_faithful_eval: bool = False
 
 
 def _freeze_all(model: TempCLR) -> None:
@@ -224,10 +232,17 @@ class TempCLR(DualEncoder):
     @torch.no_grad()
     def predict(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
         """Per video: its sentences [N, D] and clips [N, D] in time order, its per-second frame
-        embeddings [T, D] (step localisation) and its pooled vector, all L2-normalised."""
+        embeddings [T, D] (step localisation) and its pooled vector, all L2-normalised; with
+        fixed windows in the batch also ``bg_clips`` [K, D] (one pooled vector per window)
+        and ``bg_windows``."""
         text, clips, _ = self.encode_pairs(batch)
         seqs = self.to_sequences(text, clips, batch)
         whole = self.video_repr(batch["feats"], batch["feat_mask"])
+        win = None
+        if "win_feats" in batch:
+            pooled = self.video_repr(batch["win_feats"], batch["win_mask"]).pooled
+            index = batch["win_index"].to(pooled.device)
+            win = (pooled[index.clamp_min(0)], index >= 0)
         out = []
         for b, vid in enumerate(batch["video_ids"]):
             n = int(seqs.mask[b].sum())
@@ -238,4 +253,7 @@ class TempCLR(DualEncoder):
                         "clips": seqs.clips[b, :n].cpu(), "frames": whole.clips[b, :t].cpu(),
                         "pooled": whole.pooled[b].cpu(), "windows": list(batch["windows"][b]),
                         "duration": float(batch["durations"][b])})
+            if win is not None:
+                k = int(win[1][b].sum())
+                out[-1].update(bg_clips=win[0][b, :k].cpu(), bg_windows=list(batch["bg_windows"][b]))
         return out

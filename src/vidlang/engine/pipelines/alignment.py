@@ -8,18 +8,27 @@ then ``seq_len`` pairs picked by linspace. A pair's clip is its caption window o
 (at most ``max_clip_frames`` frames, evenly picked). Evaluation uses every sentence of each
 paragraph, its window as its clip ("background removed"), and scores paragraph-to-video
 retrieval with three measures (``cap_avg``, ``dtw``, ``otam``) and step localisation
-(order-constrained decoding, CrossTask-style recall).
+(order-constrained decoding, CrossTask-style recall). With ``eval.overrides.background: kept``
+(or ``both``) each video is also cut into fixed windows (``window`` / ``stride`` seconds) and
+scored with the background kept (tempclr.md section 5, the release's
+``FullVideoBGRetrievalMetric``). Those windows also give the few-shot video-to-video accuracy
+(nearest labelled support video by DTW / OTAM) where the dataset has video class labels.
+Evaluation options: :class:`AlignmentEvalOptions` (``eval.overrides``).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from vidlang.data.records import Paragraph
@@ -32,9 +41,11 @@ from vidlang.engine.pipelines.features import (
 from vidlang.engine.schema import DataConfig, ExperimentConfig
 from vidlang.errors import ConfigError, DataError
 from vidlang.models.base import FeatureSpec
-from vidlang.registry import PIPELINES
+from vidlang.registry import PIPELINES, Registry
 
+log = logging.getLogger(__name__)
 Window = tuple[float, float]
+BACKGROUND_MODES = ("removed", "kept", "both")
 
 
 @dataclass
@@ -44,6 +55,53 @@ class AlignmentDataConfig(DataConfig):
     seq_len: int = 5  # clip-caption pairs per training sequence (release: 5)
     min_pairs: int = 5  # training videos with fewer non-overlapping pairs are skipped (release: 5)
     max_clip_frames: int = 32  # frames per clip (release: 32 s at one feature per second)
+
+
+@dataclass
+class AlignmentEvalOptions:
+    """``eval.overrides`` keys of alignment experiments (validated like every config section)."""
+
+    background: str = "removed"  # removed | kept | both (paragraph-to-video scoring)
+    window: float = 16.0  # background kept / v2v: window length in seconds (release: 16)
+    stride: float = 16.0  # background kept / v2v: window stride in seconds (release: 16)
+    keep_ratio: float = 1.3  # background kept, dtw / otam: keep int(ratio * #captions) windows
+    reproduce_upstream_quirks: bool = False  # the release's eval cost and bugs (tempclr.md §3)
+    v2v: bool = True  # few-shot video-to-video accuracy (needs video class labels)
+    v2v_shots: int = 1  # support videos per class
+    v2v_seed: int = 0  # seed of the support / query split
+
+
+def eval_options(cfg: ExperimentConfig) -> AlignmentEvalOptions:
+    """The typed ``eval.overrides`` of an alignment experiment (ConfigError names the key)."""
+    from vidlang.engine.config import validate_section
+
+    opts: AlignmentEvalOptions = validate_section(AlignmentEvalOptions, dict(cfg.eval.overrides),
+                                                  "eval.overrides")
+    if opts.background not in BACKGROUND_MODES:
+        raise ConfigError(f"eval.overrides.background: {opts.background!r} is not one of "
+                          f"{BACKGROUND_MODES}")
+    for key in ("window", "stride", "keep_ratio"):
+        if not getattr(opts, key) > 0:
+            raise ConfigError(f"eval.overrides.{key}: must be > 0, got {getattr(opts, key)}")
+    if opts.v2v_shots < 1:
+        raise ConfigError(f"eval.overrides.v2v_shots: must be >= 1, got {opts.v2v_shots}")
+    return opts
+
+
+def cut_windows(duration: float, window: float, stride: float) -> list[Window]:
+    """Fixed windows over [0, duration]: starts 0, stride, 2 stride, ...; each ``window`` long,
+    the last one clipped at ``duration``; stops after the first window reaching the end (so
+    overlapping strides add no tail windows inside earlier ones). At least one window."""
+    if window <= 0 or stride <= 0:
+        raise ValueError(f"window and stride must be > 0, got {window}, {stride}")
+    out: list[Window] = []
+    start = 0.0
+    while True:
+        end = float(min(start + window, duration))
+        out.append((round(start, 6), round(end, 6)))
+        start += stride
+        if end >= duration - 1e-9 or start >= duration - 1e-9:
+            return out
 
 
 def select_pairs(windows: Sequence[Window], seq_len: int, min_pairs: int) -> list[int] | None:
@@ -89,15 +147,20 @@ class AlignmentItem:
     sentences: list[str]
     windows: list[Window]
     frames: list[list[int]]
+    bg_windows: list[Window] = field(default_factory=list)  # fixed windows (background kept)
+    bg_frames: list[list[int]] = field(default_factory=list)
 
 
 class AlignmentDataset(FeatureDataset):
-    """Videos with their pair sequences (training: selected pairs; eval: every sentence)."""
+    """Videos with their pair sequences (training: selected pairs; eval: every sentence), and
+    with ``background`` = (window, stride) seconds also the video cut into fixed windows."""
 
     def __init__(self, paragraphs: Sequence[Paragraph], features: FeatureSource | Callable[[], FeatureSource],
-                 spec: FeatureSpec, data: AlignmentDataConfig, train: bool) -> None:
+                 spec: FeatureSpec, data: AlignmentDataConfig, train: bool,
+                 background: tuple[float, float] | None = None) -> None:
         super().__init__(features, spec)
         self.data = data
+        self.background = background
         self.items: list[tuple[Paragraph, list[int]]] = []
         self.skipped: list[str] = []
         for p in paragraphs:
@@ -120,8 +183,14 @@ class AlignmentDataset(FeatureDataset):
         windows: list[Window] = [(float(p.windows[i][0]), float(p.windows[i][1])) for i in picks]
         frames = [window_frames(w, feats.shape[0], float(p.duration), self.data.max_clip_frames,
                                 p.video_id) for w in windows]
-        return AlignmentItem(p.video_id, feats, float(p.duration),
+        item = AlignmentItem(p.video_id, feats, float(p.duration),
                              [p.sentences[i] for i in picks], windows, frames)
+        if self.background is not None:
+            item.bg_windows = cut_windows(float(p.duration), *self.background)
+            item.bg_frames = [window_frames(w, feats.shape[0], float(p.duration),
+                                            self.data.max_clip_frames, p.video_id)
+                              for w in item.bg_windows]
+        return item
 
 
 def _pad_rows(rows: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,18 +203,24 @@ def _pad_rows(rows: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]
     return out, mask
 
 
+def _sequence_index(counts: Sequence[int]) -> torch.Tensor:
+    """[B, max count] rows of a flat segment list per video, -1 past each video's count."""
+    index = torch.full((len(counts), max(counts)), -1, dtype=torch.long)
+    start = 0
+    for b, count in enumerate(counts):
+        index[b, :count] = torch.arange(start, start + count)
+        start += count
+    return index
+
+
 def collate_alignment(items: Sequence[AlignmentItem]) -> dict[str, Any]:
-    """The alignment batch documented in :mod:`vidlang.models.tempclr`."""
+    """The alignment batch documented in :mod:`vidlang.models.tempclr` (``win_*`` /
+    ``bg_windows`` only when the items carry fixed windows)."""
     feats, feat_mask = _pad_rows([it.feats for it in items])
     segments = [it.feats[rows] for it in items for rows in it.frames]
     seg_feats, seg_mask = _pad_rows(segments)
-    longest = max(len(it.sentences) for it in items)
-    seq_index = torch.full((len(items), longest), -1, dtype=torch.long)
-    start = 0
-    for b, it in enumerate(items):
-        seq_index[b, : len(it.sentences)] = torch.arange(start, start + len(it.sentences))
-        start += len(it.sentences)
-    return {
+    seq_index = _sequence_index([len(it.sentences) for it in items])
+    batch: dict[str, Any] = {
         "video_ids": [it.video_id for it in items],
         "feats": feats,
         "feat_mask": feat_mask,
@@ -157,6 +232,12 @@ def collate_alignment(items: Sequence[AlignmentItem]) -> dict[str, Any]:
         "seq_mask": seq_index >= 0,
         "windows": [list(it.windows) for it in items],
     }
+    if all(it.bg_frames for it in items):
+        win_feats, win_mask = _pad_rows([it.feats[rows] for it in items for rows in it.bg_frames])
+        win_index = _sequence_index([len(it.bg_frames) for it in items])
+        batch.update(win_feats=win_feats, win_mask=win_mask, win_index=win_index,
+                     bg_windows=[list(it.bg_windows) for it in items])
+    return batch
 
 
 # ---- evaluation -------------------------------------------------------------------------------
@@ -175,20 +256,86 @@ def caption_average_scores(text: torch.Tensor, text_mask: torch.Tensor, clips: t
 
 
 def sequence_scores(text: torch.Tensor, text_mask: torch.Tensor, clips: torch.Tensor,
-                    clip_mask: torch.Tensor, kind: str, normalise: str, faithful: bool = False
+                    clip_mask: torch.Tensor, kind: str, normalise: str, quirks: bool = False
                     ) -> torch.Tensor:
     """Negative hard DTW / OTAM distance [P, V] (higher = closer); OTAM sums both directions.
-    ``faithful`` reproduces the release's evaluation (``faithful_eval_distance``)."""
-    from vidlang.losses.alignment import faithful_eval_distance, pairwise_sequence_distance
+    ``quirks`` reproduces the release's evaluation (``release_pairwise_distance``)."""
+    from vidlang.losses.alignment import pairwise_sequence_distance, release_pairwise_distance
 
-    if faithful:
-        return -faithful_eval_distance(text, text_mask, clips, clip_mask, kind)
+    if quirks:
+        return -release_pairwise_distance(text, text_mask, clips, clip_mask, kind)
     dist = pairwise_sequence_distance(text, text_mask, clips, clip_mask, kind=kind,
                                       normalise=normalise)
     if kind == "otam":
         dist = dist + pairwise_sequence_distance(clips, clip_mask, text, text_mask, kind=kind,
                                                  normalise=normalise).t()
     return -dist
+
+
+def keep_nearest_windows(sim: torch.Tensor, text_mask: torch.Tensor, win_mask: torch.Tensor,
+                         keep_ratio: float = 1.3) -> tuple[torch.Tensor, torch.Tensor]:
+    """The release's background-kept window selection for sim [P, V, N, M] (caption x window
+    similarity), text_mask [P, N], win_mask [V, M]: per pair, the int(keep_ratio * n_p)
+    windows (at most m_v) with the highest similarity to any caption, in temporal order.
+
+    Returns indices [P, V, K] (ascending; padded with the last valid index) and their prefix
+    mask [P, V, K]. Ties in similarity keep the earlier window."""
+    best = sim.masked_fill(~text_mask[:, None, :, None], float("-inf")).amax(dim=2)
+    best = best.masked_fill(~win_mask[None], float("-inf"))  # [P, V, M]
+    keep = (text_mask.sum(dim=1).to(torch.float64) * keep_ratio).floor().long().clamp_min(1)
+    count = torch.minimum(keep[:, None], win_mask.sum(dim=1)[None])  # [P, V]
+    k_max = int(count.max())
+    order = torch.sort(-best, dim=-1, stable=True).indices[..., :k_max]
+    valid = torch.arange(k_max)[None, None] < count[..., None]
+    picked = torch.sort(order.masked_fill(~valid, sim.shape[-1]), dim=-1).values
+    last = picked.gather(-1, (count - 1)[..., None])
+    return torch.where(valid, picked, last), valid
+
+
+def background_kept_scores(text: torch.Tensor, text_mask: torch.Tensor, windows: torch.Tensor,
+                           win_mask: torch.Tensor, kind: str, normalise: str,
+                           keep_ratio: float = 1.3, quirks: bool = False,
+                           chunk_cells: int = 20_000_000) -> torch.Tensor:
+    """Background-kept paragraph-to-video scores [P, V] (higher = closer).
+
+    ``cap_avg``: :func:`caption_average_scores` over all of the video's windows. ``dtw`` /
+    ``otam``: minus the hard distance from the paragraph to the windows kept by
+    :func:`keep_nearest_windows` (per pair), cost 1 - cos, ``normalise``, OTAM summed over
+    both directions; with ``quirks`` the release's evaluation (1 - raw dot, area scaling to
+    the longest paragraph x the most windows, its padding and OTAM quirks). Computed in
+    chunks of paragraphs of about ``chunk_cells`` similarity cells."""
+    from vidlang.losses.alignment import release_eval_distance, sequence_distance
+
+    if kind == "cap_avg":
+        return caption_average_scores(text, text_mask, windows, win_mask)
+    if not quirks:
+        text = torch.nn.functional.normalize(text, dim=-1)
+        windows = torch.nn.functional.normalize(windows, dim=-1)
+    n_rows, n_cols = text_mask.sum(dim=1), win_mask.sum(dim=1)
+    max_rows, max_cols = int(n_rows.max()), int(n_cols.max())
+    p, v = text.shape[0], windows.shape[0]
+    step = max(1, chunk_cells // max(1, v * text.shape[1] * windows.shape[1]))
+    out = text.new_empty((p, v))
+    for start in range(0, p, step):
+        t, tm = text[start:start + step], text_mask[start:start + step]
+        q = t.shape[0]
+        sim = torch.einsum("pnd,vmd->pvnm", t, windows)
+        index, valid = keep_nearest_windows(sim, tm, win_mask, keep_ratio)
+        k = index.shape[-1]
+        kept = sim.gather(-1, index[:, :, None, :].expand(q, v, t.shape[1], k))
+        cost = (1.0 - kept).reshape(q * v, t.shape[1], k)
+        rows = tm[:, None].expand(q, v, tm.shape[1]).reshape(q * v, -1)
+        cols = valid.reshape(q * v, k)
+        if quirks:
+            dist = release_eval_distance(cost, rows.sum(dim=1), cols.sum(dim=1), max_rows,
+                                         max_cols, kind)
+        else:
+            dist = sequence_distance(cost, rows, cols, kind=kind, normalise=normalise)
+            if kind == "otam":
+                dist = dist + sequence_distance(cost.transpose(1, 2).contiguous(), cols, rows,
+                                                kind=kind, normalise=normalise)
+        out[start:start + q] = -dist.reshape(q, v)
+    return out
 
 
 def order_constrained_decode(scores: torch.Tensor) -> torch.Tensor:
@@ -222,18 +369,85 @@ def decode_step_times(frames: torch.Tensor, text: torch.Tensor, duration: float)
     return [(int(t) + 0.5) * seconds_per_row for t in positions]
 
 
+V2V_KINDS = ("dtw", "otam", "mean_pool")
+
+
 def video_to_video_accuracy(queries: Sequence[torch.Tensor], query_labels: Sequence[Any],
                             support: Sequence[torch.Tensor], support_labels: Sequence[Any],
                             kind: str = "dtw", normalise: str = "path") -> float:
-    """Few-shot video-to-video alignment: each query clip sequence takes the label of its
-    nearest support sequence by ``kind`` distance (cosine cost); the share that is right."""
-    from vidlang.losses.alignment import pairwise_sequence_distance
+    """Few-shot video-to-video alignment: each query clip sequence [M_i, D] takes the label of
+    its nearest support sequence; the share that is right. ``dtw`` / ``otam``: hard distance
+    on 1 - cos (OTAM summed over both directions, as in paragraph-to-video); ``mean_pool``:
+    cosine of the mean clip embeddings, the order-blind reference."""
+    if kind not in V2V_KINDS:
+        raise ValueError(f"video-to-video kind {kind!r} is not one of {V2V_KINDS}")
+    if kind == "mean_pool":
+        def pooled(seqs: Sequence[torch.Tensor]) -> torch.Tensor:
+            return F.normalize(torch.stack([x.float().mean(dim=0) for x in seqs]), dim=-1)
 
-    q, qm = _stack(queries)
-    s, sm = _stack(support)
-    dist = pairwise_sequence_distance(q, qm, s, sm, kind=kind, normalise=normalise)
-    nearest = dist.argmin(dim=1).tolist()
+        nearest = (pooled(queries) @ pooled(support).t()).argmax(dim=1).tolist()
+    else:
+        q, qm = _stack(queries)
+        s, sm = _stack(support)
+        nearest = sequence_scores(q, qm, s, sm, kind, normalise).argmax(dim=1).tolist()
     return float(np.mean([support_labels[j] == query_labels[i] for i, j in enumerate(nearest)]))
+
+
+def few_shot_split(labels: Mapping[str, Any], shots: int, seed: int
+                   ) -> tuple[list[str], list[str]]:
+    """(support, query) video ids: in every class with more than ``shots`` videos, ``shots``
+    seeded picks are support and the rest queries; smaller classes are left out. Classes and
+    their videos are visited in sorted order, so the split depends only on (labels, shots,
+    seed)."""
+    members: dict[str, list[str]] = {}
+    for vid, label in labels.items():
+        members.setdefault(str(label), []).append(vid)
+    rng = np.random.default_rng(seed)
+    support: list[str] = []
+    query: list[str] = []
+    for label in sorted(members):
+        vids = sorted(members[label])
+        if len(vids) <= shots:
+            continue
+        order = rng.permutation(len(vids)).tolist()
+        support.extend(vids[i] for i in order[:shots])
+        query.extend(vids[i] for i in order[shots:])
+    return support, query
+
+
+def _synthvl_labels(root: str | None, split: str) -> dict[str, str]:
+    """SynthVL: a video's opening and closing actions in order, "<first verb> -> <last verb>"
+    (so "open -> close" and "close -> open" are different classes)."""
+    from vidlang.data.synthvl.loader import read_videos
+
+    if root is None:
+        raise ConfigError("data.root: the synthvl dataset needs the folder written by `vidlang synth`")
+    videos = read_videos(root, split)[0]
+    out = {}
+    for v in videos:
+        events = v.get("events") or []
+        if not events:
+            raise DataError("video has no events to label it by", record=str(v.get("vid")))
+        out[str(v["vid"])] = f"{events[0]['verb']} -> {events[-1]['verb']}"
+    return out
+
+
+def _youcook2_labels(root: str | None, split: str) -> dict[str, str]:
+    """YouCook2: the annotation file's ``recipe_type`` (e.g. 113), the few-shot class."""
+    from vidlang.data.catalog import default_root
+
+    path = (Path(root) if root else default_root()) / "youcook2" / "youcookii_annotations_trainval.json"
+    if not path.is_file():
+        raise DataError("YouCook2 annotation file missing (recipe types)", path)
+    database = json.loads(path.read_text(encoding="utf-8"))["database"]
+    return {vid: str(entry["recipe_type"]) for vid, entry in database.items()
+            if "recipe_type" in entry}
+
+
+VIDEO_LABELS: Registry[Callable[[str | None, str], dict[str, str]]] = Registry(
+    "video class labels")
+VIDEO_LABELS.register("synthvl")(_synthvl_labels)
+VIDEO_LABELS.register("youcook2")(_youcook2_labels)
 
 
 P2V_SCORERS = ("cap_avg", "dtw", "otam")
@@ -252,18 +466,22 @@ def _recalls(sim: torch.Tensor) -> dict[str, float]:
 
 @PIPELINES.register("alignment")
 class AlignmentPipeline(TaskPipeline):
-    """Alignment data + evaluation. ``paragraphs``/``features`` may be injected (tests)."""
+    """Alignment data + evaluation. ``paragraphs``/``features``/``labels`` (split -> video id
+    -> class) may be injected (tests); otherwise they come from ``data.dataset``."""
 
     task = "alignment"
     data_config_class = AlignmentDataConfig
 
     def __init__(self, cfg: ExperimentConfig, feature_spec: FeatureSpec,
                  paragraphs: Mapping[str, Sequence[Paragraph]] | None = None,
-                 features: FeatureSource | None = None) -> None:
+                 features: FeatureSource | None = None,
+                 labels: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         super().__init__(cfg, feature_spec)
         self._paragraphs = {k: list(v) for k, v in (paragraphs or {}).items()}
         self._features: FeatureSource | Callable[[], FeatureSource] = feature_source(cfg.data, features)
+        self._labels = {k: dict(v) for k, v in (labels or {}).items()}
         self.skipped: dict[str, list[str]] = {}
+        self.options = eval_options(cfg)
 
     @classmethod
     def check_config(cls, cfg: ExperimentConfig) -> None:
@@ -271,6 +489,11 @@ class AlignmentPipeline(TaskPipeline):
         for key in ("seq_len", "min_pairs", "max_clip_frames"):
             if getattr(cfg.data, key) < 1:
                 raise ConfigError(f"data.{key}: must be >= 1, got {getattr(cfg.data, key)}")
+        opts = eval_options(cfg)
+        for mode in ("removed", "kept"):
+            if cfg.eval.metric.startswith(f"p2v/bg_{mode}/") and opts.background not in (mode, "both"):
+                raise ConfigError(f"eval.metric: {cfg.eval.metric!r} needs "
+                                  f"eval.overrides.background {mode} or both, got {opts.background!r}")
 
     def paragraphs(self, split: str) -> list[Paragraph]:
         if split not in self._paragraphs:
@@ -283,9 +506,23 @@ class AlignmentPipeline(TaskPipeline):
             self._paragraphs[split] = list(paragraphs)
         return self._paragraphs[split]
 
+    def video_labels(self, split: str) -> dict[str, Any] | None:
+        """Video id -> class for the few-shot video-to-video metric, or None when the dataset
+        has no labels (``VIDEO_LABELS``)."""
+        if split not in self._labels:
+            if self.data.dataset not in VIDEO_LABELS:
+                return None
+            self._labels[split] = VIDEO_LABELS.get(self.data.dataset)(self.data.root or None, split)
+        return self._labels[split]
+
+    def _needs_windows(self) -> bool:
+        return self.options.background != "removed" or self.options.v2v
+
     def dataset(self, split: str, train: bool) -> AlignmentDataset:
+        background = None if train or not self._needs_windows() else \
+            (self.options.window, self.options.stride)
         ds = AlignmentDataset(self.paragraphs(split), self._features, self.feature_spec,
-                              self.data, train)
+                              self.data, train, background)
         self.skipped[split] = ds.skipped
         if not len(ds):
             raise DataError(f"split {split!r}: no video has {self.data.min_pairs} non-overlapping "
@@ -316,25 +553,85 @@ class AlignmentPipeline(TaskPipeline):
                           "steps": {k: [list(w)] for k, w in enumerate(it["windows"])}})
         return next(v for k, v in step_recall(preds, truth).items() if k.startswith("step recall "))
 
+    @property
+    def quirks(self) -> bool:
+        """``eval.overrides.reproduce_upstream_quirks`` (or its older name on the model,
+        ``model.tempclr_faithful_eval``)."""
+        return self.options.reproduce_upstream_quirks or \
+            bool(getattr(self.cfg.model, "tempclr_faithful_eval", False))
+
+    def _paragraph_to_video(self, ordered: Sequence[dict[str, Any]], normalise: str
+                            ) -> dict[str, float]:
+        """``p2v/bg_{removed,kept}/{cap_avg,dtw,otam}/...`` for the configured modes."""
+        text, tmask = _stack([it["text"] for it in ordered])
+        metrics: dict[str, float] = {}
+        if self.options.background in ("removed", "both"):
+            clips, cmask = _stack([it["clips"] for it in ordered])
+            scores = {"cap_avg": caption_average_scores(text, tmask, clips, cmask)}
+            for kind in ("dtw", "otam"):
+                scores[kind] = sequence_scores(text, tmask, clips, cmask, kind, normalise,
+                                               self.quirks)
+            for name in P2V_SCORERS:
+                for key, value in _recalls(scores[name]).items():
+                    metrics[f"p2v/bg_removed/{name}/{key}"] = value
+        if self.options.background in ("kept", "both"):
+            wins, wmask = _stack([it["bg_clips"] for it in ordered])
+            for name in P2V_SCORERS:
+                sim = background_kept_scores(text, tmask, wins, wmask, name, normalise,
+                                             self.options.keep_ratio, self.quirks)
+                for key, value in _recalls(sim).items():
+                    metrics[f"p2v/bg_kept/{name}/{key}"] = value
+            metrics["p2v/bg_kept/windows_per_video"] = float(wmask.sum(dim=1).float().mean())
+        return metrics
+
+    def _video_to_video(self, ordered: Sequence[dict[str, Any]], split: str, normalise: str
+                        ) -> dict[str, Any]:
+        """``v2v/{dtw,otam,mean_pool}/acc`` (%) on each video's fixed-window sequence, or
+        ``v2v/skipped`` with the reason (also logged)."""
+        labels = self.video_labels(split)
+        reason = None
+        if labels is None:
+            reason = f"dataset {self.data.dataset!r} has no video class labels"
+        else:
+            present = {it["video_id"]: labels[it["video_id"]] for it in ordered
+                       if it["video_id"] in labels}
+            support, query = few_shot_split(present, self.options.v2v_shots, self.options.v2v_seed)
+            classes = {present[v] for v in support}
+            if len(classes) < 2 or not query:
+                reason = (f"split {split!r}: {len(classes)} class(es) with more than "
+                          f"{self.options.v2v_shots} labelled video(s); need 2")
+        if reason is not None:
+            log.warning("video-to-video accuracy skipped: %s", reason)
+            return {"v2v/skipped": reason}
+        by_id = {it["video_id"]: it for it in ordered}
+        q_seqs = [by_id[v]["bg_clips"] for v in query]
+        s_seqs = [by_id[v]["bg_clips"] for v in support]
+        q_lab = [present[v] for v in query]
+        s_lab = [present[v] for v in support]
+        out: dict[str, Any] = {}
+        for kind in V2V_KINDS:
+            out[f"v2v/{kind}/acc"] = 100.0 * video_to_video_accuracy(q_seqs, q_lab, s_seqs, s_lab,
+                                                                     kind, normalise)
+        out["v2v/queries"] = float(len(query))
+        out["v2v/classes"] = float(len(classes))
+        return out
+
     def evaluate(self, outputs: Sequence[Any], split: str) -> dict[str, Any]:
-        """``p2v/{cap_avg,dtw,otam}/R@{1,5,10}`` (+ MdR), ``steps/recall`` and counts."""
+        """``p2v/bg_{removed,kept}/{cap_avg,dtw,otam}/R@{1,5,10}`` (+ MdR) per
+        ``eval.overrides.background``, ``v2v/{dtw,otam,mean_pool}/acc``, ``steps/recall`` and
+        counts."""
         items = {it["video_id"]: it for out in outputs for it in out}
         ordered = [items[k] for k in sorted(items)]
-        model_cfg = self.cfg.model
-        faithful = bool(getattr(model_cfg, "tempclr_faithful_eval", False))
-        normalise = "area" if faithful else getattr(model_cfg, "eval_normalise", "path")
-        text, tmask = _stack([it["text"] for it in ordered])
-        clips, cmask = _stack([it["clips"] for it in ordered])
-        scores = {"cap_avg": caption_average_scores(text, tmask, clips, cmask)}
-        for kind in ("dtw", "otam"):
-            scores[kind] = sequence_scores(text, tmask, clips, cmask, kind, normalise, faithful)
-        metrics: dict[str, Any] = {}
-        for name in P2V_SCORERS:
-            for key, value in _recalls(scores[name]).items():
-                metrics[f"p2v/{name}/{key}"] = value
+        quirks = self.quirks
+        normalise = "area" if quirks else getattr(self.cfg.model, "eval_normalise", "path")
+        metrics: dict[str, Any] = self._paragraph_to_video(ordered, normalise)
+        if self.options.v2v:
+            metrics.update(self._video_to_video(ordered, split,
+                                                getattr(self.cfg.model, "eval_normalise", "path")))
         metrics["steps/recall"] = self._step_recall(ordered)
         metrics["videos"] = float(len(ordered))
         metrics["skipped"] = float(len(self.skipped.get(split, [])))
         metrics["normalise"] = normalise
-        metrics["faithful_eval"] = faithful
+        metrics["background"] = self.options.background
+        metrics["reproduce_upstream_quirks"] = quirks
         return metrics
