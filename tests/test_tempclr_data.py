@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vidlang.engine.config import load_config
-from vidlang.engine.pipelines.alignment import AlignmentPipeline, select_pairs
+from vidlang.engine.pipelines.alignment import AlignmentPipeline, few_shot_split, select_pairs
 from vidlang.models.base import FeatureSpec
 
 
@@ -21,3 +21,15 @@ def test_youcook2_sequences_follow_the_release_rule(shared_data: Path) -> None:
         assert len(sel) == 5
         windows = [p.windows[i] for i in sel]
         assert all(a[1] <= b[0] for a, b in zip(windows, windows[1:]))  # ordered, disjoint
+
+
+def test_youcook2_recipe_types_label_the_val_videos(shared_data: Path) -> None:
+    cfg = load_config("tempclr/youcook2", [f"data.root={shared_data}"])
+    pipeline = AlignmentPipeline(cfg, FeatureSpec(), features={})
+    labels = pipeline.video_labels("val")
+    assert labels is not None
+    val_ids = [p.video_id for p in pipeline.paragraphs("val")]
+    assert all(v in labels for v in val_ids)
+    support, query = few_shot_split({v: labels[v] for v in val_ids}, shots=1, seed=0)
+    assert 50 < len(support) < len(query)  # ~89 recipe types over ~450 videos, one shot each
+    assert len({labels[v] for v in support}) == len(support)
