@@ -40,6 +40,18 @@ def test_gaussian_width_is_floored() -> None:
     assert torch.equal(tiny, floor)
 
 
+def test_gaussian_stays_finite_between_the_points_of_a_coarse_grid() -> None:
+    # regression: width 0.01 (std 0.0011) centred between two of 16 points underflowed every
+    # exp to 0 and the peak normalisation gave NaN; the nearest point must get weight 1
+    center = torch.tensor([0.5, 0.52], requires_grad=True)
+    g = gaussian_weights(center, torch.tensor([0.01, 0.01]), 16, sigma=9.0)
+    assert torch.isfinite(g).all()
+    assert torch.allclose(g.amax(dim=-1), torch.ones(2))
+    assert int(g[1].argmax()) == 8 and g[1].sum().item() == pytest.approx(1.0)
+    g.sum().backward()
+    assert center.grad is not None and torch.isfinite(center.grad).all()
+
+
 def test_negative_placement_at_full_schedule() -> None:
     lc, lw, rc, rw = negative_proposals(torch.tensor([0.5]), torch.tensor([0.2]), r=1.0, sigma=9.0)
     # free region left [0, 0.4]: center 0.2, std 0.2 / 4.5 -> width param 9 * std = 0.4

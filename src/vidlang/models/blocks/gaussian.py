@@ -20,8 +20,11 @@ def gaussian_weights(center: torch.Tensor, width: torch.Tensor, num_points: int,
     """
     x = torch.linspace(0.0, 1.0, num_points, device=center.device, dtype=center.dtype)
     std = width.clamp(min=min_width) / sigma
-    w = torch.exp(-((x - center.unsqueeze(-1)) ** 2) / (2 * std.unsqueeze(-1) ** 2))
-    return w / w.amax(dim=-1, keepdim=True)
+    # peak-normalised in the log domain: exp(a) / max exp(a) = exp(a - max a). Dividing after
+    # the exp gave 0 / 0 = NaN when every grid point is many stds from the centre (a narrow
+    # Gaussian between the points of a coarse grid, e.g. width 0.01 on 16 points)
+    logw = -((x - center.unsqueeze(-1)) ** 2) / (2 * std.unsqueeze(-1) ** 2)
+    return torch.exp(logw - logw.amax(dim=-1, keepdim=True))
 
 
 def negative_schedule(epoch: int, max_epoch: int, gamma: float) -> float:
