@@ -63,8 +63,9 @@ def run_one(job: dict[str, Any]) -> list[dict[str, Any]]:
     from vidlang.engine.config import load_config
     from vidlang.engine.run import train
 
+    epochs = [] if job["epochs"] is None else [f"trainer.max_epochs={job['epochs']}"]
     overrides = [f"data.root={job['root']}", f"seed={job['seed']}", "trainer.progress_bar=false",
-                 "trainer.accelerator=cpu", f"trainer.max_epochs={job['epochs']}", *job["overrides"]]
+                 "trainer.accelerator=cpu", *epochs, *job["overrides"]]
     cfg = load_config(job["config"], overrides)
     out_dir = Path(job["run_dir"])
     if job["variant"] == UNTRAINED:
@@ -113,11 +114,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/weak_evidence"))
     ap.add_argument("--preset", default="small")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: the configs' 8)")
     ap.add_argument("--spurious", type=float, nargs="+", default=[0.0, 0.9])
     ap.add_argument("--ablation-spurious", type=float, nargs="+", default=[0.9],
                     help="spurious settings on which the ablation rows (no end classifiers) are trained")
-    ap.add_argument("--jobs", type=int, default=3, help="training processes in parallel (1 thread each)")
+    ap.add_argument("--jobs", type=int, default=2, help="training processes in parallel (1 thread each)")
     ap.add_argument("--quick", action="store_true", help="tiny preset, one seed, one epoch")
     args = ap.parse_args(argv)
     if args.quick:

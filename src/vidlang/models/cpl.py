@@ -183,6 +183,7 @@ class Encoded:
     key_mask: torch.Tensor     # [Q, L+1] attendable decoder positions
     center: torch.Tensor       # [Q, K]
     width: torch.Tensor        # [Q, K]
+    masked: torch.Tensor | None = None  # [Q, L+1] input positions replaced by the mask token
 
 
 def _next_word_mask(valid: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
@@ -357,7 +358,7 @@ class CPL(VidlangModel):
         target = torch.cat([ids, ids.new_zeros(q, 1)], dim=1)
         return Encoded(props=frames[:, self.props_index], words=words + pos, target=target,
                        loss_mask=REC_TARGETS[cfg.rec_target](valid, masked), key_mask=valid,
-                       center=cw[..., 0], width=cw[..., 1])
+                       center=cw[..., 0], width=cw[..., 1], masked=masked)
 
     def gaussians(self, center: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
         return gaussian_weights(center, width, self.cfg.num_props_clips, self.cfg.sigma, self.cfg.min_width)
