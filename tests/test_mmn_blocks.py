@@ -106,14 +106,17 @@ def test_cell_to_seconds_uses_j_plus_one() -> None:
 GEOMETRIES = [(16, [15], 5, 8), (64, [15, 8, 8], 9, 4), (32, [15, 4], 5, 4)]
 
 
+@pytest.mark.parametrize("algorithm", ["auto", "support"])  # auto: Winograd where it applies
 @pytest.mark.parametrize("batch_norm", [True, False])
 @pytest.mark.parametrize(("n", "counts", "kernel", "layers"), GEOMETRIES)
 def test_efficient_conv_stack_equals_straightforward(n: int, counts: list[int], kernel: int,
-                                                     layers: int, batch_norm: bool) -> None:
+                                                     layers: int, batch_norm: bool,
+                                                     algorithm: str) -> None:
     reference = _reference_module().reference_stack_forward
     torch.manual_seed(1)
     mask = sparse_mask(n, counts)
-    fast = MaskedConvStack(5, 6, kernel, layers, mask, batch_norm)
+    fast = MaskedConvStack(5, 6, kernel, layers, mask, batch_norm,
+                           "winograd" if algorithm == "auto" and kernel <= 5 else algorithm)
     slow = copy.deepcopy(fast)
     x = torch.randn(3, 5, n, n) * mask
     x_fast, x_slow = x.clone().requires_grad_(), x.clone().requires_grad_()
@@ -140,6 +143,43 @@ def test_efficient_conv_stack_equals_straightforward(n: int, counts: list[int], 
 
 
 def test_efficient_stack_skips_work() -> None:
-    stack = MaskedConvStack(2, 2, 5, 8, sparse_mask(16, [15]), True)
+    mask = sparse_mask(16, [15])
+    stack = MaskedConvStack(2, 2, 5, 8, mask, True, algorithm="support")
     assert stack.plans[0].sparse and stack.plans[0].in_cells.numel() == 136
     assert stack.plans[0].out_size == 44 and stack.plans[-1].out_size == 16
+    wino = MaskedConvStack(256, 256, 5, 8, mask, True)  # auto, wide 5x5 -> Winograd F(4x4, 5x5)
+    assert wino.algorithm == "winograd"
+    assert MaskedConvStack(64, 64, 5, 4, mask, True).algorithm == "support"  # narrow: support
+    tiles = [p.winograd.patch_rows.shape[1] for p in wino.plans if p.winograd is not None]
+    # every layer computes only the 4x4 output tiles that meet its support: 19 of the first
+    # layer's 121 (the triangle plus its 2-cell rim), all 16 of the last 16 x 16 grid
+    assert tiles == [19, 30, 43, 58, 48, 36, 25, 16]
+    assert sum(tiles) * 64 < 0.1 * sum(p.out_size ** 2 for p in wino.plans) * 25
+
+
+def test_conv_stack_algorithm_errors() -> None:
+    mask = sparse_mask(16, [15])
+    with pytest.raises(ConfigError, match="algorithm must be one of"):
+        MaskedConvStack(2, 2, 5, 8, mask, True, algorithm="fft")
+    with pytest.raises(ConfigError, match="kernels up to 5"):
+        MaskedConvStack(2, 2, 9, 4, mask, True, algorithm="winograd")
+
+
+@pytest.mark.parametrize(("m", "k"), [(2, 3), (4, 3), (2, 5), (4, 5), (3, 5), (2, 9)])
+def test_winograd_tile_is_a_valid_correlation(m: int, k: int) -> None:
+    """F(m x m, k x k) on every tile of a random map equals the direct conv (float64)."""
+    from vidlang.models.blocks.winograd import winograd_tiles
+
+    torch.manual_seed(m * 10 + k)
+    n, size = m + k - 1, 3 * m + k - 1           # a 3 x 3 grid of output tiles, no padding
+    x = torch.randn(2, 4, size, size, dtype=torch.float64)
+    w = torch.randn(3, 4, k, k, dtype=torch.float64)
+    ty, tx = torch.meshgrid(torch.arange(3), torch.arange(3), indexing="ij")
+    r = torch.arange(n)
+    rows = (ty.flatten()[None, None] * m + r[:, None, None])
+    cols = (tx.flatten()[None, None] * m + r[None, :, None])
+    patch_rows = (rows * size + cols).reshape(n * n, 9)
+    feats = x.flatten(2).permute(2, 0, 1)                       # position-major [S, B, C]
+    tiles = winograd_tiles(feats, w, m, patch_rows)             # [m*m, 9, B, C_out]
+    got = tiles.view(m, m, 3, 3, 2, 3).permute(4, 5, 2, 0, 3, 1).reshape(2, 3, 3 * m, 3 * m)
+    assert torch.allclose(got, torch.nn.functional.conv2d(x, w), atol=1e-9)

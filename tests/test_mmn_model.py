@@ -97,6 +97,8 @@ def test_bad_config_values_name_the_key() -> None:
         MMN(MMNConfig(**{**TINY, "fusion": "middle"}))
     with pytest.raises(ConfigError, match="model.num_pre_clips"):
         MMN(MMNConfig(**{**TINY, "num_pre_clips": 30}))
+    with pytest.raises(ConfigError, match="model.conv_algorithm: unknown 'fft'"):
+        MMN(MMNConfig(**{**TINY, "conv_algorithm": "fft"}))
     with pytest.raises(ConfigError, match="model.input_dim"):
         MMN(MMNConfig(**TINY))({**tiny_batch(), "feats": torch.randn(2, 32, 5)})
 

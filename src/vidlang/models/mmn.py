@@ -27,7 +27,7 @@ from vidlang.losses.mmn import (
     scaled_iou_bce,
 )
 from vidlang.models.base import FeatureSpec, TrainState, VidlangModel
-from vidlang.models.blocks.masked_conv import MaskedConvStack
+from vidlang.models.blocks.masked_conv import ALGORITHMS, MaskedConvStack
 from vidlang.models.blocks.proposal_map import (
     SparseMaxPool2DMap,
     cell_index_to_seconds,
@@ -53,6 +53,10 @@ class MMNConfig:
     conv_kernel: int = 5
     conv_layers: int = 8
     batch_norm: bool = True            # MMN adds BN after every conv; 2D-TAN has none
+    # how the masked stack is computed (same values up to float rounding): "auto" (Winograd
+    # F(4x4, 5x5) on the support for wide 5x5 stacks, else the support GEMM), "winograd",
+    # "support"; the straightforward dense stack is kept in benchmarks/_reference_mmn.py
+    conv_algorithm: str = "auto"
     fusion: str = "late"               # "late" (MMN, cosine) or "early" (2D-TAN, Hadamard)
     joint_dim: int = 256               # width of the joint space (late fusion)
     # text encoder by name (minilm offline by default; the paper uses hf distilbert-base-uncased),
@@ -97,6 +101,8 @@ def validate_config(cfg: MMNConfig) -> None:
            "featpool_kernel", f"{cfg.featpool_kernel} with stride {stride} does not turn "
            f"{cfg.num_pre_clips} segments into {cfg.num_clips} clips")
     _check(cfg.input_dim >= 1, "input_dim", "must be >= 1")
+    _check(cfg.conv_algorithm in ALGORITHMS, "conv_algorithm",
+           f"unknown {cfg.conv_algorithm!r}; known: {list(ALGORITHMS)}")
     _check(cfg.num_positive >= 1, "num_positive", "must be >= 1")
     _check(cfg.tau_video > 0 and cfg.tau_sent > 0, "tau_video", "temperatures must be > 0")
     _check(cfg.max_iou > cfg.min_iou, "max_iou", "must exceed min_iou")
@@ -159,7 +165,8 @@ class _LateFusion(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.stack = MaskedConvStack(cfg.featpool_hidden, cfg.conv_hidden, cfg.conv_kernel,
-                                     cfg.conv_layers, mask2d, cfg.batch_norm)
+                                     cfg.conv_layers, mask2d, cfg.batch_norm,
+                                     cfg.conv_algorithm)
         self.conv1x1_iou = nn.Conv2d(cfg.conv_hidden, cfg.joint_dim, 1)
         self.conv1x1_contrastive = nn.Conv2d(cfg.conv_hidden, cfg.joint_dim, 1)
         self.text_norm = nn.LayerNorm(text_dim)
@@ -189,7 +196,8 @@ class _EarlyFusion(nn.Module):
         self.map_proj = nn.Conv2d(cfg.featpool_hidden, cfg.conv_hidden, 1)
         self.text_proj = nn.Linear(text_dim, cfg.conv_hidden)
         self.stack = MaskedConvStack(cfg.conv_hidden, cfg.conv_hidden, cfg.conv_kernel,
-                                     cfg.conv_layers, mask2d, cfg.batch_norm)
+                                     cfg.conv_layers, mask2d, cfg.batch_norm,
+                                     cfg.conv_algorithm)
         self.head = nn.Conv2d(cfg.conv_hidden, 1, 1)
 
     def forward(self, map2d: torch.Tensor, sent: torch.Tensor, query_video: torch.Tensor,
