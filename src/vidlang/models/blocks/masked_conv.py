@@ -183,16 +183,29 @@ class _BatchNormWithConstantRows(torch.autograd.Function):
 
 
 def _bn_train_with_constant(y: torch.Tensor, const: torch.Tensor, n_const: int,
-                            bn: nn.BatchNorm2d, samples: int) -> torch.Tensor:
+                            bn: nn.BatchNorm2d, samples: int, fused: bool) -> torch.Tensor:
     """Training-mode BatchNorm of y [..., C] (cells of ``samples`` maps) plus n_const cells per
     sample equal to const [C] that are not materialised; returns the normalised y and updates
-    the running statistics exactly as nn.BatchNorm2d would over the full grid."""
-    flat = y.reshape(-1, y.shape[-1])
+    the running statistics exactly as nn.BatchNorm2d would over the full grid.
+
+    ``fused`` uses :class:`_BatchNormWithConstantRows` (the Winograd path); otherwise plain
+    autograd ops in the order the support path has always used, so its results (and the
+    numbers recorded in docs/results.md) stay bit-identical."""
+    reduce_dims = tuple(range(y.dim() - 1))
     extra = samples * n_const
-    total = flat.shape[0] + extra
-    gamma = bn.weight if bn.affine else torch.ones_like(const)
-    beta = bn.bias if bn.affine else torch.zeros_like(const)
-    out, mean, var = _BatchNormWithConstantRows.apply(flat, const, gamma, beta, extra, bn.eps)
+    total = y[..., 0].numel() + extra
+    if fused:
+        gamma = bn.weight if bn.affine else torch.ones_like(const)
+        beta = bn.bias if bn.affine else torch.zeros_like(const)
+        flat = y.reshape(-1, y.shape[-1])
+        out, mean, var = _BatchNormWithConstantRows.apply(flat, const, gamma, beta, extra, bn.eps)
+        out = out.view_as(y)
+    else:
+        mean = (y.sum(dim=reduce_dims) + extra * const) / total
+        var = (((y - mean) ** 2).sum(dim=reduce_dims) + extra * (const - mean) ** 2) / total
+        out = (y - mean) / torch.sqrt(var + bn.eps)
+        if bn.affine:
+            out = out * bn.weight + bn.bias
     if bn.track_running_stats and bn.running_mean is not None and bn.running_var is not None:
         with torch.no_grad():
             tracked = bn.num_batches_tracked
@@ -205,10 +218,10 @@ def _bn_train_with_constant(y: torch.Tensor, const: torch.Tensor, n_const: int,
                 factor = 1.0 / float(tracked)  # cumulative moving average
             else:
                 factor = bn.momentum
-            unbiased = var * total / max(total - 1, 1)
-            bn.running_mean.mul_(1 - factor).add_(factor * mean)
+            unbiased = var.detach() * total / max(total - 1, 1)
+            bn.running_mean.mul_(1 - factor).add_(factor * mean.detach())
             bn.running_var.mul_(1 - factor).add_(factor * unbiased)
-    return out.view_as(y)
+    return out
 
 
 class _GatherRows(torch.autograd.Function):
@@ -344,7 +357,7 @@ class MaskedConvStack(nn.Module):
             if isinstance(norm, nn.BatchNorm2d):
                 n_const = plan.out_size * plan.out_size - plan.out_cells.numel()
                 if norm.training or norm.running_mean is None:
-                    y = _bn_train_with_constant(y, bias, n_const, norm, b)
+                    y = _bn_train_with_constant(y, bias, n_const, norm, b, fused=True)
                 else:
                     y = F.batch_norm(y.reshape(-1, y.shape[-1]), norm.running_mean,
                                      norm.running_var, norm.weight, norm.bias, False, 0.0,
@@ -383,7 +396,7 @@ class MaskedConvStack(nn.Module):
         if isinstance(norm, nn.BatchNorm2d):
             n_const = plan.out_size * plan.out_size - plan.out_cells.numel()
             if norm.training or norm.running_mean is None:
-                y = _bn_train_with_constant(y, bias, n_const, norm, b)
+                y = _bn_train_with_constant(y, bias, n_const, norm, b, fused=False)
             else:
                 y = F.batch_norm(y.transpose(1, 2), norm.running_mean, norm.running_var,
                                  norm.weight, norm.bias, False, 0.0, norm.eps).transpose(1, 2)
