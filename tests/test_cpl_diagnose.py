@@ -4,34 +4,26 @@ of every packaged CPL/CCR config must prefer proposals of event size on its prop
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 import torch
 
+from repo_scripts import load_repo_module
 from vidlang.engine.config import load_config
 from vidlang.engine.pipelines.grounding import GroundingPipeline
 from vidlang.losses.cpl import diversity_loss
 from vidlang.models.blocks.gaussian import gaussian_weights
 from vidlang.registry import MODELS
 
-REPO = Path(__file__).resolve().parents[1]
 TINY_MODEL = ["model.frame_dim=32", "model.hidden=32", "model.ffn_dim=64", "model.word_dim=32",
               "model.vocab_size=60", "model.heads=2"]
 
 
 def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("diagnose_weak", REPO / "scripts" / "diagnose_weak.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["diagnose_weak"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_repo_module("scripts/diagnose_weak.py")
 
 
 @pytest.fixture(scope="module")

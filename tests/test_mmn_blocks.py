@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
-from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
 
+from repo_scripts import load_repo_module
 from vidlang.errors import ConfigError
 from vidlang.losses.mmn import scale_iou
 from vidlang.models.blocks.masked_conv import MaskedConvStack
@@ -19,16 +19,9 @@ from vidlang.models.blocks.proposal_map import (
     sparse_mask,
 )
 
-REPO = Path(__file__).resolve().parents[1]
 
-
-def _reference_module():
-    spec = importlib.util.spec_from_file_location("_reference_mmn",
-                                                  REPO / "benchmarks" / "_reference_mmn.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _reference_module() -> ModuleType:
+    return load_repo_module("benchmarks/_reference_mmn.py")
 
 
 SETTINGS = [(16, [15], 136), (64, [15, 8, 8], 1104), (128, [15, 8, 8, 8], 2548)]

@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
+from repo_scripts import load_repo_module
 from vidlang.data.records import GroundingRecord
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _evidence_module():
-    spec = importlib.util.spec_from_file_location("run_mmn_evidence",
-                                                  REPO / "scripts" / "run_mmn_evidence.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ev = _evidence_module()
+ev = load_repo_module("scripts/run_mmn_evidence.py")
 QUERIES = ("the person opens the door.", "someone holds the cup before washing it.",
            "after the person sits down, they read the book.")
 # normalised GT windows that are exactly cells of the 16 x 16 map
