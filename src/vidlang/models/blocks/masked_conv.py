@@ -224,6 +224,25 @@ def _bn_train_with_constant(y: torch.Tensor, const: torch.Tensor, n_const: int,
     return out
 
 
+def _finish_layer(y: torch.Tensor, plan: LayerPlan, conv: nn.Conv2d, norm: nn.Module,
+                  samples: int, cell_dim: int, fused: bool) -> torch.Tensor:
+    """Conv bias, BatchNorm over the full grid (the bias-only cells outside the support enter
+    the training statistics analytically), ReLU and the layer's mask weight, on support
+    features y [..., C] whose support cells lie along ``cell_dim``."""
+    bias = conv.bias if conv.bias is not None else y.new_zeros(y.shape[-1])
+    y = y + bias
+    if isinstance(norm, nn.BatchNorm2d):
+        if norm.training or norm.running_mean is None:
+            n_const = plan.out_size * plan.out_size - plan.out_cells.numel()
+            y = _bn_train_with_constant(y, bias, n_const, norm, samples, fused)
+        else:
+            y = F.batch_norm(y.movedim(-1, 1), norm.running_mean, norm.running_var,
+                             norm.weight, norm.bias, False, 0.0, norm.eps).movedim(1, -1)
+    shape = [1] * y.dim()
+    shape[cell_dim] = -1
+    return F.relu(y) * plan.weight.flatten()[plan.out_cells].to(y).view(shape)
+
+
 class _GatherRows(torch.autograd.Function):
     """x[index] along dim 0, where index == len(x) selects a zero row, with a gather-based
     backward: ``inverse`` [len(x), k] lists the output rows each input row went to (padded with
@@ -352,18 +371,7 @@ class MaskedConvStack(nn.Module):
                                           conv.weight, wino.tile)
             y = _GatherRows.apply(tiles.view(-1, b, tiles.shape[-1]), wino.out_rows.to(device),
                                   wino.out_inverse.to(device))
-            bias = conv.bias if conv.bias is not None else y.new_zeros(y.shape[-1])
-            y = y + bias
-            if isinstance(norm, nn.BatchNorm2d):
-                n_const = plan.out_size * plan.out_size - plan.out_cells.numel()
-                if norm.training or norm.running_mean is None:
-                    y = _bn_train_with_constant(y, bias, n_const, norm, b, fused=True)
-                else:
-                    y = F.batch_norm(y.reshape(-1, y.shape[-1]), norm.running_mean,
-                                     norm.running_var, norm.weight, norm.bias, False, 0.0,
-                                     norm.eps).view_as(y)
-            weight = plan.weight.flatten()[plan.out_cells].to(y)
-            feats = F.relu(y) * weight[:, None, None]
+            feats = _finish_layer(y, plan, conv, norm, b, cell_dim=0, fused=True)
         last = self.plans[-1]
         out = feats.new_zeros(b, feats.shape[-1], last.out_size * last.out_size)
         out = out.index_copy(2, last.out_cells.to(device), feats.permute(1, 2, 0))
@@ -391,14 +399,4 @@ class MaskedConvStack(nn.Module):
         device = compact.device
         y = compact.new_zeros(b, plan.out_cells.numel(), c_out)
         y = y.index_add(1, plan.pair_dst.to(device), taps[:, plan.pair_src.to(device)])
-        bias = conv.bias if conv.bias is not None else compact.new_zeros(c_out)
-        y = y + bias
-        if isinstance(norm, nn.BatchNorm2d):
-            n_const = plan.out_size * plan.out_size - plan.out_cells.numel()
-            if norm.training or norm.running_mean is None:
-                y = _bn_train_with_constant(y, bias, n_const, norm, b, fused=False)
-            else:
-                y = F.batch_norm(y.transpose(1, 2), norm.running_mean, norm.running_var,
-                                 norm.weight, norm.bias, False, 0.0, norm.eps).transpose(1, 2)
-        weight = plan.weight.flatten()[plan.out_cells].to(y)
-        return F.relu(y) * weight[None, :, None]
+        return _finish_layer(y, plan, conv, norm, b, cell_dim=1, fused=False)
