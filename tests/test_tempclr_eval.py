@@ -250,3 +250,22 @@ def test_default_evaluation_is_unaffected_by_the_quirks() -> None:
             cost = 1 - F.normalize(text[p], dim=-1) @ F.normalize(video[v, :m], dim=-1).t()
             assert abs(float(got[p, v]) - float(reference_distance(cost, "dtw"))) < 1e-5
     assert not torch.allclose(got, quirky)
+
+
+@pytest.mark.parametrize("kind", ["dtw", "otam"])
+def test_pairwise_distances_do_not_depend_on_chunking(kind: str) -> None:
+    """Clean and release pairwise distances: 3 pairs per chunk (partial last chunk) equal one
+    chunk over everything, with masked (shorter) paragraphs and videos."""
+    from vidlang.losses.alignment import pairwise_sequence_distance, release_pairwise_distance
+
+    torch.manual_seed(0)
+    text = F.normalize(torch.randn(7, 5, 8), dim=-1)
+    video = F.normalize(torch.randn(4, 6, 8), dim=-1)
+    tmask, vmask = torch.ones(7, 5, dtype=torch.bool), torch.ones(4, 6, dtype=torch.bool)
+    tmask[0, 3:] = False
+    vmask[1, 4:] = False
+    for fn in (pairwise_sequence_distance, release_pairwise_distance):
+        small = fn(text, tmask, video, vmask, kind=kind, chunk_pairs=3)
+        whole = fn(text, tmask, video, vmask, kind=kind, chunk_pairs=10**6)
+        assert small.shape == (7, 4) and torch.isfinite(small).all()
+        assert torch.equal(small, whole)

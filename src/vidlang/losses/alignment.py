@@ -309,18 +309,29 @@ def pairwise_sequence_distance(text: torch.Tensor, text_mask: torch.Tensor, vide
     """Distances [P, V] of every paragraph (text [P, N, D]) to every video (video [V, M, D]),
     computed in chunks of ``chunk_pairs`` pairs to bound memory."""
     cost_fn = COSTS.get(cost)
-    p, v = text.shape[0], video.shape[0]
-    out = text.new_empty((p, v))
-    rows_per_chunk = max(1, chunk_pairs // max(v, 1))
-    for start in range(0, p, rows_per_chunk):
-        t = text[start:start + rows_per_chunk]
-        q = t.shape[0]
+    v = video.shape[0]
+
+    def block(start: int, q: int) -> torch.Tensor:
+        t = text[start:start + q]
         tm = text_mask[start:start + q][:, None].expand(q, v, text_mask.shape[1]).reshape(q * v, -1)
         vm = video_mask[None].expand(q, v, video_mask.shape[1]).reshape(q * v, -1)
         c = cost_fn(t[:, None].expand(q, v, *t.shape[1:]).reshape(q * v, *t.shape[1:]),
                     video[None].expand(q, v, *video.shape[1:]).reshape(q * v, *video.shape[1:]))
-        d = sequence_distance(c, tm, vm, kind=kind, gamma=gamma, normalise=normalise)
-        out[start:start + q] = d.reshape(q, v)
+        return sequence_distance(c, tm, vm, kind=kind, gamma=gamma, normalise=normalise)
+
+    return _in_paragraph_chunks(text, v, chunk_pairs, block)
+
+
+def _in_paragraph_chunks(text: torch.Tensor, num_videos: int, chunk_pairs: int,
+                         block: Callable[[int, int], torch.Tensor]) -> torch.Tensor:
+    """[P, V] matrix filled by ``block(start, q)`` -> the q * V distances of paragraphs
+    start..start+q-1 to every video, with about ``chunk_pairs`` pairs per call."""
+    p = text.shape[0]
+    out = text.new_empty((p, num_videos))
+    step = max(1, chunk_pairs // max(num_videos, 1))
+    for start in range(0, p, step):
+        q = min(step, p - start)
+        out[start:start + q] = block(start, q).reshape(q, num_videos)
     return out
 
 
@@ -412,18 +423,16 @@ def release_pairwise_distance(text: torch.Tensor, text_mask: torch.Tensor, video
     a video, which is also its most captions, since each caption is one clip)."""
     rows_all, cols_all = text_mask.sum(dim=1), video_mask.sum(dim=1)
     max_rows = max_cols = max(int(rows_all.max()), int(cols_all.max()))
-    p, v = text.shape[0], video.shape[0]
-    out = text.new_empty((p, v))
-    step = max(1, chunk_pairs // max(v, 1))
-    for start in range(0, p, step):
-        t = text[start:start + step]
-        q = t.shape[0]
+    v = video.shape[0]
+
+    def block(start: int, q: int) -> torch.Tensor:
+        t = text[start:start + q]
         cost = dot_cost(t[:, None], video[None]).reshape(q * v, t.shape[1], video.shape[1])
         rows = rows_all[start:start + q, None].expand(q, v).reshape(-1)
         cols = cols_all[None].expand(q, v).reshape(-1)
-        out[start:start + q] = release_eval_distance(cost, rows, cols, max_rows, max_cols,
-                                                     kind).reshape(q, v)
-    return out
+        return release_eval_distance(cost, rows, cols, max_rows, max_cols, kind)
+
+    return _in_paragraph_chunks(text, v, chunk_pairs, block)
 
 
 def reference_distance(cost: torch.Tensor, kind: str = "softdtw", gamma: float = 0.1
