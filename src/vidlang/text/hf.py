@@ -23,22 +23,30 @@ from vidlang.text.config import TextEncoderConfig
 from vidlang.text.pooling import get_pooling
 
 
-@functools.lru_cache(maxsize=8)
-def _load_pretrained(path: str) -> tuple[Any, Any]:
-    """(model, tokenizer) read from ``path`` once per process (callers copy the model)."""
-    from transformers import AutoModel, AutoTokenizer
+def from_pretrained_offline(path: str, key: str, what: str, *loaders: Any) -> list[Any]:
+    """``loader.from_pretrained(path, local_files_only=True)`` for each loader (AutoModel,
+    AutoTokenizer, ...): never downloads; a path that is neither a local folder nor a cached hub
+    name is one :class:`ConfigError` naming the config ``key`` and ``what`` was being loaded."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # no per-load "Loading weights" bars on stderr
     where = "local folder" if Path(path).is_dir() else "hub name (looked up in the local cache only)"
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        model = AutoModel.from_pretrained(path, local_files_only=True)
+        return [loader.from_pretrained(path, local_files_only=True) for loader in loaders]
     except (OSError, ValueError) as e:
         raise ConfigError(
-            f"text.path: cannot load Hugging Face encoder {path!r} from the {where}: "
+            f"{key}: cannot load {what} {path!r} from the {where}: "
             f"{str(e).splitlines()[0]}. vidlang never downloads weights; pass a local folder "
             "or fetch the model once with `huggingface-cli download <name>`") from None
+
+
+@functools.lru_cache(maxsize=8)
+def _load_pretrained(path: str) -> tuple[Any, Any]:
+    """(model, tokenizer) read from ``path`` once per process (callers copy the model)."""
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer, model = from_pretrained_offline(path, "text.path", "Hugging Face encoder",
+                                               AutoTokenizer, AutoModel)
     model.eval()
     return model, tokenizer
 

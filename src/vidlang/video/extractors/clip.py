@@ -32,17 +32,10 @@ def load_clip_model(path: str) -> Any:
     """A CLIP-family dual encoder (CLIPModel, SiglipModel, ...) from ``path``, in eval mode,
     read once per process; never downloads."""
     from transformers import AutoModel
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()
-    where = "local folder" if Path(path).is_dir() else "hub name (looked up in the local cache only)"
-    try:
-        model = AutoModel.from_pretrained(path, local_files_only=True)
-    except (OSError, ValueError) as e:
-        raise ConfigError(
-            f"--model: cannot load CLIP checkpoint {path!r} from the {where}: "
-            f"{str(e).splitlines()[0]}. vidlang never downloads weights; pass a local folder "
-            "or fetch the model once with `huggingface-cli download <name>`") from None
+    from vidlang.text.hf import from_pretrained_offline
+
+    (model,) = from_pretrained_offline(path, "--model", "CLIP checkpoint", AutoModel)
     if not hasattr(model, "get_image_features") or not hasattr(model, "get_text_features"):
         raise ConfigError(f"--model: {path!r} is a {type(model).__name__}, not a CLIP-family "
                           "dual encoder (CLIPModel, SiglipModel)")
