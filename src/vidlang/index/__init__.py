@@ -1,5 +1,13 @@
-"""Search a video collection by sentence: FAISS indexes of video embeddings (exact or approximate)."""
+"""Search a video collection by sentence: indexes of video embeddings (exact or approximate),
+embedded FAISS by default or a Milvus collection (Milvus Lite file or a Milvus cluster)."""
 
-from vidlang.index.video_index import IndexParams, SearchHit, VideoIndex, VideoIndexError
+from vidlang.index.video_index import (
+    BACKENDS,
+    IndexParams,
+    SearchFilter,
+    SearchHit,
+    VideoIndex,
+    VideoIndexError,
+)
 
-__all__ = ["IndexParams", "SearchHit", "VideoIndex", "VideoIndexError"]
+__all__ = ["BACKENDS", "IndexParams", "SearchFilter", "SearchHit", "VideoIndex", "VideoIndexError"]
