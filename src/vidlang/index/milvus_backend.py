@@ -41,7 +41,6 @@ _INDEX_TYPES = {"flat": "FLAT", "ivf": "IVF_FLAT", "hnsw": "HNSW"}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 _INSERT_BATCH = 10_000
 _ID_CHUNK = 1_000
-MARKER = "vidlang video index"
 
 
 def is_server_uri(uri: str) -> bool:
@@ -124,10 +123,15 @@ class MilvusBackend:
         client, DataType = self._client, pymilvus.DataType
         with self._errors("creating the collection"):
             if client.has_collection(collection):
-                if not overwrite:
-                    raise VideoIndexError(f"collection {collection!r} already exists at {uri}")
-                client.drop_collection(collection)
-            schema = client.create_schema(auto_id=True, enable_dynamic_field=False, description=MARKER)
+                missing = _missing_fields(client.describe_collection(collection))
+                if not overwrite or missing:
+                    raise VideoIndexError(
+                        f"collection {collection!r} already exists at {uri}"
+                        + (" and is not a vidlang index" if missing else "")
+                        + "; choose another --collection")
+                client.drop_collection(collection)  # rebuilding a vidlang index replaces it
+            schema = client.create_schema(auto_id=True, enable_dynamic_field=False,
+                                          description="vidlang video index")
             schema.add_field("pk", DataType.INT64, is_primary=True)
             schema.add_field("video_id", DataType.VARCHAR, max_length=1024)
             for f in ("start_s", "end_s", "duration"):
@@ -154,7 +158,7 @@ class MilvusBackend:
                     "folder points at another server); rebuild it with `vidlang index build --backend milvus`")
             info = self._client.describe_collection(collection)
             fields = {f["name"]: f for f in info.get("fields", [])}
-            missing = [f for f in (*_FIELDS, "vector") if f not in fields]
+            missing = _missing_fields(info)
             if missing:
                 raise VideoIndexError(
                     f"collection {collection!r} at {uri} is not a vidlang video index "
@@ -274,6 +278,12 @@ class MilvusBackend:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _missing_fields(info: dict[str, Any]) -> list[str]:
+    """vidlang's fields that a described collection lacks (none: it is a vidlang index)."""
+    names = {f["name"] for f in info.get("fields", [])}
+    return [f for f in (*_FIELDS, "vector") if f not in names]
 
 
 def _json_list(values: Sequence[str]) -> str:

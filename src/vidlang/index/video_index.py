@@ -284,7 +284,7 @@ class VideoIndex:
         out = Path(directory)
         meta_path = out / "meta.json"
         if meta_path.is_file():
-            other = _read_meta(out).backend
+            other = read_meta(out).backend
             if other != self.meta.backend:
                 raise VideoIndexError(
                     f"{out} already holds a {other} index; save the {self.meta.backend} index to "
@@ -307,7 +307,7 @@ class VideoIndex:
         if not (d / "meta.json").is_file():
             missing = [n for n in ("index.faiss", "ids.json", "meta.json") if not (d / n).is_file()]
             raise VideoIndexError(f"{d} is not a vidlang video index (missing {', '.join(missing)})")
-        meta = _read_meta(d)
+        meta = read_meta(d)
         if backend is not None and backend != meta.backend:
             raise VideoIndexError(f"{d} was built by the {meta.backend} backend, not {backend}; "
                                   f"open it as {meta.backend} or rebuild it with --backend {backend}")
@@ -338,7 +338,8 @@ def _portable_uri(uri: str, folder: Path) -> str:
         return str(path)
 
 
-def _read_meta(d: Path) -> IndexMeta:
+def read_meta(d: Path) -> IndexMeta:
+    """The ``meta.json`` of index folder ``d`` (format 1 folders read as FAISS, one store)."""
     path = d / "meta.json"
     try:
         raw = json.loads(path.read_text())
