@@ -61,3 +61,102 @@ def test_error_cases(tmp_path):
         VideoIndex.load(tmp_path)
     with pytest.raises(VideoIndexError, match="unknown index kind 'lsh'"):
         VideoIndex.build(emb, ids, IndexParams(kind="lsh"))
+
+
+def _truth(emb: np.ndarray, q: np.ndarray, ids: list[str], k: int, allowed=None) -> list[set[str]]:
+    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    sims = (q / np.linalg.norm(q, axis=1, keepdims=True)) @ unit.T
+    if allowed is not None:
+        sims[:, ~allowed] = -np.inf
+    return [{ids[j] for j in row[:k] if np.isfinite(sims[i, j])} for i, row in enumerate(np.argsort(-sims, axis=1))]
+
+
+def test_records_and_filters_are_exact(tmp_path):
+    emb = _clustered(400, 16, seed=3)
+    ids = [f"{'cam' if i % 3 else 'web'}_{i:04d}" for i in range(400)]
+    durations = [float(i % 50) if i % 7 else None for i in range(400)]
+    index = VideoIndex.build(emb, ids, durations=durations, source={"features": "/a.h5", "key_pattern": None})
+    q = emb[[5, 80, 301]] + 0.05
+    hit = index.search(q, k=1)[0][0]
+    assert (hit.video_id, hit.start, hit.end, hit.duration, hit.features) == ("cam_0005", 0.0, 5.0, 5.0, "/a.h5")
+    dur = np.array([-1.0 if d is None else d for d in durations])
+    cases = [({"video_id_prefix": "web_"}, np.array([v.startswith("web_") for v in ids])),
+             ({"min_duration": 10, "max_duration": 20}, (dur >= 10) & (dur <= 20)),
+             ({"video_id_prefix": "cam_", "max_duration": 3}, np.array([v.startswith("cam_") for v in ids])
+              & (dur >= 0) & (dur <= 3))]
+    for kwargs, allowed in cases:
+        got = [{h.video_id for h in row} for row in index.search(q, k=10, **kwargs)]
+        assert got == _truth(emb, q, ids, 10, allowed), kwargs
+    assert index.search(q, k=5, video_id_prefix="nothing") == [[], [], []]
+    with pytest.raises(VideoIndexError, match="min_duration 5.0 is larger than max_duration 1.0"):
+        index.search(q, min_duration=5.0, max_duration=1.0)
+    with pytest.raises(VideoIndexError, match="k must be an integer >= 1, got 0"):
+        index.search(q, k=0)
+    with pytest.raises(VideoIndexError, match="embed sentences first"):
+        index.search("a sentence")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
+def test_delete_by_video_id_then_reload(tmp_path, kind):
+    emb = _clustered(300, 8, seed=4)
+    ids = [f"v{i}" for i in range(300)]
+    index = VideoIndex.build(emb, ids, IndexParams(kind=kind, nlist=4, nprobe=4, train_size=300),
+                             durations=[float(i) for i in range(300)])
+    assert index.delete(["v10", "v11", "nope"]) == 2
+    assert len(index) == 298 and not index.contains(["v10", "v11"]) and index.contains(["v12"]) == {"v12"}
+    hits = index.search(emb[[10, 12]], k=3)
+    assert "v10" not in {h.video_id for h in hits[0]} and hits[1][0].video_id == "v12"
+    assert hits[1][0].duration == 12.0  # records stay aligned with the vectors after a delete
+    index.add(emb[10:11], ["v10"], durations=[10.0])  # and the id can come back
+    index.save(tmp_path / "idx")
+    again = VideoIndex.load(tmp_path / "idx")
+    assert [[h.video_id for h in r] for r in again.search(emb[[10, 12]], k=3)] == \
+        [[h.video_id for h in r] for r in index.search(emb[[10, 12]], k=3)]
+    assert again.search(emb[[10]], k=1)[0][0].duration == 10.0
+
+
+def test_each_video_remembers_its_feature_store(tmp_path):
+    emb = _clustered(40, 8, seed=5)
+    ids = [f"v{i}" for i in range(40)]
+    index = VideoIndex.build(emb[:20], ids[:20], source={"features": "/first.h5", "key_pattern": None})
+    index.add(emb[20:], ids[20:], source={"features": "/second", "key_pattern": None})
+    index.save(tmp_path / "idx")
+    again = VideoIndex.load(tmp_path / "idx")
+    assert again.search(emb[[3]], k=1)[0][0].features == "/first.h5"
+    assert again.search(emb[[33]], k=1)[0][0].features == "/second"
+    assert again.meta.source == {"features": "/first.h5", "key_pattern": None}  # format-1 readers
+
+
+def test_index_of_format_1_still_loads(tmp_path):
+    import json
+
+    emb = _clustered(30, 8, seed=6)
+    VideoIndex.build(emb, [f"v{i}" for i in range(30)], source={"features": "/old.h5"}).save(tmp_path)
+    (tmp_path / "records.npz").unlink()
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    for key in ("sources", "backend", "uri", "collection"):
+        meta.pop(key)
+    meta["format_version"] = 1
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    hit = VideoIndex.load(tmp_path).search(emb[[4]], k=1)[0][0]
+    assert (hit.video_id, hit.duration, hit.features) == ("v4", None, "/old.h5")
+
+
+def test_non_finite_vectors_and_corrupt_files_are_refused(tmp_path):
+    emb = _clustered(20, 8)
+    ids = [f"v{i}" for i in range(20)]
+    bad = emb.copy()
+    bad[7, 2] = np.nan
+    with pytest.raises(VideoIndexError, match=r"1 embeddings hold NaN/inf \(e.g. v7\)"):
+        VideoIndex.build(bad, ids)
+    index = VideoIndex.build(emb, ids)
+    with pytest.raises(VideoIndexError, match="query vectors hold NaN/inf"):
+        index.search(np.full((1, 8), np.inf))
+    index.save(tmp_path)
+    blob = (tmp_path / "index.faiss").read_bytes()
+    (tmp_path / "index.faiss").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(VideoIndexError, match=r"index.faiss: not a readable FAISS index \(truncated"):
+        VideoIndex.load(tmp_path)
+    (tmp_path / "meta.json").write_text("{not json")
+    with pytest.raises(VideoIndexError, match="meta.json: unreadable index metadata"):
+        VideoIndex.load(tmp_path)

@@ -91,8 +91,9 @@ def normalise(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     if x.ndim == 1:
         x = x[None]
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.ascontiguousarray(x / np.maximum(norms, 1e-12), dtype=np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf rows are refused by the caller
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        return np.ascontiguousarray(x / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
 def _check_finite(x: np.ndarray, names: Sequence[str], what: str) -> None:
