@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -267,9 +268,26 @@ class MilvusBackend:
         """Seal the inserted rows and reload, so the approximate index covers them (Milvus builds
         indexes on sealed segments only; Milvus Lite builds them when a collection is loaded)."""
         with self._errors("flushing"):
-            self._client.flush(self.collection)
+            # released first, so Milvus Lite starts no background index build on the flushed
+            # segments; load() then builds every missing index itself, synchronously
             self._client.release_collection(self.collection)
-            self._client.load_collection(self.collection)
+            self._client.flush(self.collection)
+            self._load()
+
+    def _load(self, patience_s: float = 300.0) -> None:
+        """``load_collection``, retried while Milvus Lite is still writing an index file that a
+        background build started before the release (it reports "not fully written")."""
+        exc = _pymilvus().exceptions.MilvusException
+        deadline, wait = time.monotonic() + patience_s, 0.2
+        while True:
+            try:
+                self._client.load_collection(self.collection)
+                return
+            except exc as e:
+                if "fully written" not in _message(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(wait)
+                wait = min(2.0, wait * 2)
 
     def drop(self) -> None:
         """Delete the collection (for tests and benchmarks)."""
