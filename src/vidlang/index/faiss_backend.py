@@ -155,11 +155,10 @@ class FaissBackend:
         path = directory / "index.faiss"
         try:
             index = _faiss().read_index(str(path))
-        except RuntimeError as e:
-            reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        except RuntimeError:  # FAISS's message is a C++ assertion, not for users
             raise VideoIndexError(
-                f"{path}: not a readable FAISS index (truncated or corrupted: {reason[:120]}); "
-                "rebuild it with `vidlang index build`") from None
+                f"{path}: not a readable FAISS index (truncated or corrupted); rebuild it with "
+                "`vidlang index build`") from None
         records = Records.load(directory)
         if index.ntotal != len(records) or index.d != dim:
             raise VideoIndexError(
