@@ -19,6 +19,7 @@ pymilvus is optional (``pip install vidlang[milvus]``); it is imported only here
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -81,8 +82,9 @@ def connect(uri: str, timeout: float = CONNECT_TIMEOUT_S) -> Any:
             raise VideoIndexError(
                 f"Milvus Lite path {uri!r} must end with .db (or give an http://host:19530 URI)")
         Path(uri).parent.mkdir(parents=True, exist_ok=True)
+    token = os.environ.get("VIDLANG_MILVUS_TOKEN", "")  # credentials never go into meta.json
     try:
-        return pymilvus.MilvusClient(uri=uri, timeout=timeout)
+        return pymilvus.MilvusClient(uri=uri, timeout=timeout, token=token)
     except Exception as e:  # pymilvus raises MilvusException, grpc errors, or ValueError on bad URIs
         where = "cannot reach the Milvus server at" if is_server_uri(uri) else "cannot open Milvus Lite at"
         raise VideoIndexError(f"{where} {uri} within {timeout:g} s ({_message(e)})") from None
