@@ -21,13 +21,15 @@ GROUNDING = ["model.input_dim=32", "model.featpool_hidden=8", "model.conv_hidden
 
 
 def _store(path: Path, prefix: str, n: int, seed: int, nan_video: int | None = None) -> Path:
+    """``n`` videos ``{prefix}_{i:02d}`` of [12, 32] features; one NaN in video ``nan_video``
+    (-1: in every video)."""
     import h5py
 
     rng = np.random.default_rng(seed)
     with h5py.File(path, "w") as f:
         for i in range(n):
             x = rng.standard_normal((12, 32)).astype(np.float32)
-            if i == nan_video:
+            if i == nan_video or nan_video == -1:
                 x[3, 5] = np.nan
             f.create_dataset(f"{prefix}_{i:02d}", data=x).attrs["duration"] = 20.0 + i
     return path
@@ -54,6 +56,13 @@ def vidlang(*args: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(VIDLANG), *map(str, args)], capture_output=True, text=True, timeout=300)
 
 
+def _cli(*args: object) -> None:
+    """Set-up steps run in this process (faster than a subprocess; not the behaviour under test)."""
+    from vidlang.cli.main import main
+
+    main([str(a) for a in args])
+
+
 def one_line_error(r: subprocess.CompletedProcess[str], *needles: str) -> str:
     err = r.stderr.strip()
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
@@ -76,10 +85,15 @@ def test_empty_query_is_refused(tmp_path, query):
     one_line_error(vidlang("search", tmp_path / "no_index", query), "QUERY is empty")
 
 
-def test_nan_features_refused_by_index_build(env, tmp_path):
+def test_nan_features_refused_by_index_build_and_search(env, tmp_path):
     r = vidlang("index", "build", "--ckpt", env["ret"], "--features", env["nan"], "--out", tmp_path / "i")
     one_line_error(r, str(env["nan"]), "record a_02", "NaN/inf")
     assert not (tmp_path / "i").exists()
+    idx = tmp_path / "clean"
+    _cli("index", "build", "--ckpt", env["ret"], "--features", env["first"], "--out", idx)
+    all_nan = _store(tmp_path / "all_nan.h5", "a", 12, seed=0, nan_video=-1)
+    r = vidlang("search", idx, "a person", "-k", "1", "--grounding-ckpt", env["mmn"], "--features", all_nan)
+    one_line_error(r, f"{all_nan} (record a_", "NaN/inf")
 
 
 def _corrupt_copy(env: dict[str, Path], tmp_path: Path, how: str) -> Path:
@@ -92,13 +106,6 @@ def _corrupt_copy(env: dict[str, Path], tmp_path: Path, how: str) -> Path:
     weights.write_bytes({"empty": b"", "garbage": b"not a safetensors file" * 20,
                          "truncated": blob[: len(blob) // 2]}[how])
     return ckpt
-
-
-def _cli(*args: object) -> None:
-    """Set-up steps run in this process (faster than a subprocess; not the behaviour under test)."""
-    from vidlang.cli.main import main
-
-    main([str(a) for a in args])
 
 
 @pytest.mark.parametrize("how", ["empty", "garbage", "truncated"])
