@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from vidlang.errors import VidlangError
 
@@ -88,8 +89,8 @@ class Records:
         return cls([], f, f.copy(), f.copy(), np.zeros(0, dtype=np.int32))
 
     @classmethod
-    def of(cls, video_ids: Sequence[str], start: Sequence[float], end: Sequence[float],
-           duration: Sequence[float], store: Sequence[int]) -> Records:
+    def of(cls, video_ids: Sequence[str], start: ArrayLike, end: ArrayLike, duration: ArrayLike,
+           store: ArrayLike) -> Records:
         return cls(list(video_ids), np.asarray(start, np.float64), np.asarray(end, np.float64),
                    np.asarray(duration, np.float64), np.asarray(store, np.int32))
 
