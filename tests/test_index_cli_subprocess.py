@@ -154,6 +154,7 @@ def _all_localised(rows: list[dict]) -> None:
 def test_add_from_a_second_store_then_localise_both_backends(env, tmp_path, capsys):
     """Issue 12 point 10 for both backends, and the issue-15 user path: the same commands and the
     same answers whichever backend holds the vectors (Milvus Lite here)."""
+    pytest.importorskip("milvus_lite")
     ref = tmp_path / "faiss"
     _cli("index", "build", "--ckpt", env["ret"], "--features", env["first"], "--out", ref)
     _cli("index", "add", ref, "--features", env["second"])
@@ -182,6 +183,7 @@ def test_add_from_a_second_store_then_localise_both_backends(env, tmp_path, caps
 
 
 def test_milvus_errors_are_one_line(env, tmp_path):
+    pytest.importorskip("pymilvus")
     r = vidlang("index", "build", "--ckpt", env["ret"], "--features", env["first"], "--out", tmp_path / "m",
                 "--backend", "milvus", "--uri", "http://127.0.0.1:1")
     one_line_error(r, "cannot reach the Milvus server at http://127.0.0.1:1")

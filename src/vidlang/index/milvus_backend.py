@@ -63,8 +63,11 @@ def _pymilvus() -> Any:
         raise VideoIndexError(
             "the Milvus backend needs pymilvus (and milvus-lite for a local .db path): "
             "pip install 'vidlang[milvus]'") from None
+    # pymilvus logs every failed RPC with a traceback on stderr at its default level (WARNING);
+    # vidlang turns those failures into one-line errors, so it quiets that default (a level
+    # the user chose is kept)
     logger = logging.getLogger("pymilvus")
-    if logger.level == logging.NOTSET:  # pymilvus logs every failed RPC with a traceback
+    if logger.level in (logging.NOTSET, logging.WARNING):
         logger.setLevel(logging.CRITICAL)
     return pymilvus
 
