@@ -135,3 +135,15 @@ def test_clear_errors(db, data, tmp_path):
         VideoIndex.build(data["x"][:5], data["ids"][:5], backend="milvus", uri=str(tmp_path / "lite"))
     with pytest.raises(VideoIndexError, match="invalid Milvus collection name"):
         VideoIndex.build(data["x"][:5], data["ids"][:5], backend="milvus", uri=db, collection="1-bad")
+
+
+def test_lite_file_is_one_process_at_a_time(db, data, tmp_path):
+    import subprocess
+    import sys
+
+    index = VideoIndex.build(data["x"][:20], data["ids"][:20], backend="milvus", uri=db, collection="busy")
+    index.save(tmp_path / "busy")
+    code = f"from vidlang.index import VideoIndex; VideoIndex.load({str(tmp_path / 'busy')!r})"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert f"cannot open Milvus Lite at {db} " in r.stderr and "another process" in r.stderr

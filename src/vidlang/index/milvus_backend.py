@@ -89,8 +89,12 @@ def connect(uri: str, timeout: float = CONNECT_TIMEOUT_S) -> Any:
     try:
         return pymilvus.MilvusClient(uri=uri, timeout=timeout, token=token)
     except Exception as e:  # pymilvus raises MilvusException, grpc errors, or ValueError on bad URIs
-        where = "cannot reach the Milvus server at" if is_server_uri(uri) else "cannot open Milvus Lite at"
-        raise VideoIndexError(f"{where} {uri} within {timeout:g} s ({_message(e)})") from None
+        if is_server_uri(uri):
+            raise VideoIndexError(
+                f"cannot reach the Milvus server at {uri} within {timeout:g} s ({_message(e)})") from None
+        raise VideoIndexError(
+            f"cannot open Milvus Lite at {uri} ({_message(e)}); is another process using it? Milvus "
+            "Lite serves one process at a time: use a Milvus server for shared access") from None
 
 
 class MilvusBackend:
