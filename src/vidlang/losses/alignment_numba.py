@@ -21,6 +21,8 @@ numba without Intel's SVML calls libm once per lane, which stops the loop from v
 
 from __future__ import annotations
 
+import os
+
 import numba
 import numpy as np
 import torch
@@ -28,6 +30,13 @@ from llvmlite import ir
 from numba import prange
 from numba.core import types
 from numba.extending import intrinsic
+
+# numba's default OpenMP layer and torch's OpenMP runtime, both in one process, spin against
+# each other: after a numba parallel loop, plain torch ops (a dtype cast) ran ~100x slower
+# (benchmarks/bench_dtw.py). The workqueue layer has no spinning pool. An explicit
+# NUMBA_THREADING_LAYER still wins. (workqueue does not nest parallel loops; ours do not.)
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
 
 FASTMATH = {"contract"}
 INF = np.inf
