@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +41,13 @@ import torch.nn.functional as F
 from vidlang.registry import Registry
 
 INF = float("inf")
-DIAG, UP, LEFT = 0, 1, 2  # predecessor of cell (i, j): (i-1, j-1), (i-1, j), (i, j-1)
+DIAG, UP, LEFT = 0, 1, 2
+# numba's threading layer is fixed when its first parallel loop (or set_num_threads) runs; its
+# default OpenMP layer fights torch's OpenMP runtime (see alignment_numba), so the compiled
+# kernel's layer is chosen here, before any numba use. An explicit setting wins.
+os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
+if "numba" in sys.modules and os.environ["NUMBA_THREADING_LAYER"] == "workqueue":
+    sys.modules["numba"].config.THREADING_LAYER = "workqueue"  # numba imported before us  # predecessor of cell (i, j): (i-1, j-1), (i-1, j), (i, j-1)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -32,10 +32,11 @@ from numba.core import types
 from numba.extending import intrinsic
 
 # numba's default OpenMP layer and torch's OpenMP runtime, both in one process, spin against
-# each other: after a numba parallel loop, plain torch ops (a dtype cast) ran ~100x slower
-# (benchmarks/bench_dtw.py). The workqueue layer has no spinning pool. An explicit
-# NUMBA_THREADING_LAYER still wins. (workqueue does not nest parallel loops; ours do not.)
-if "NUMBA_THREADING_LAYER" not in os.environ:
+# each other: after a numba parallel loop, plain torch ops (a dtype cast) ran ~100x slower, and
+# the kernel itself ~6x. The workqueue layer has no spinning pool. vidlang.losses.alignment
+# sets NUMBA_THREADING_LAYER (unless set) before numba starts; this covers numba imported
+# first. (workqueue does not nest parallel loops; ours do not.)
+if os.environ.get("NUMBA_THREADING_LAYER", "workqueue") == "workqueue":
     numba.config.THREADING_LAYER = "workqueue"
 
 FASTMATH = {"contract"}
@@ -308,13 +309,6 @@ def dp_kernel(cost: np.ndarray, rows: np.ndarray, cols: np.ndarray, gamma: float
     return values, lengths, grad
 
 
-# a parallel loop is worth its start-up and its barrier only for a few milliseconds of work; a
-# TempCLR batch (~1,000 pairs of 5 x 5) is ~0.5 ms, and on a shared machine a 2-thread loop
-# waits for whichever thread the scheduler parks
-SERIAL_CELLS = 1 << 16
-dp_kernel_serial = numba.njit(**_ROW)(dp_kernel.py_func)  # prange runs as range
-
-
 def block_lanes(batch: int, n: int, width: int, threads: int) -> int:
     """Pairs per block: 8 (two AVX2 vectors; the vectoriser's unit) for grids from 32 x 32 up,
     where a block's weight tables already fill the cache, up to 64 for tiny grids (less
@@ -335,9 +329,7 @@ def run_kernel(cost: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, gamma
     r = rows.to(device="cpu", dtype=torch.int64).contiguous().numpy()
     k = cols.to(device="cpu", dtype=torch.int64).contiguous().numpy()
     width = m + (2 if otam else 0)
-    serial = batch * n * width < SERIAL_CELLS or numba.get_num_threads() == 1
-    lanes = block_lanes(batch, n, width, 1 if serial else numba.get_num_threads())
-    kernel = dp_kernel_serial if serial else dp_kernel
-    values, lengths, grad = kernel(c64, r, k, float(gamma), bool(otam), bool(want_grad),
-                                   bool(want_length), lanes)
+    lanes = block_lanes(batch, n, width, numba.get_num_threads())
+    values, lengths, grad = dp_kernel(c64, r, k, float(gamma), bool(otam), bool(want_grad),
+                                      bool(want_length), lanes)
     return torch.from_numpy(values), torch.from_numpy(lengths), torch.from_numpy(grad)
