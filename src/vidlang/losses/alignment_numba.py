@@ -22,6 +22,7 @@ numba without Intel's SVML calls libm once per lane, which stops the loop from v
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numba
 import numpy as np
@@ -37,7 +38,7 @@ from numba.extending import intrinsic
 # sets NUMBA_THREADING_LAYER (unless set) before numba starts; this covers numba imported
 # first. (workqueue does not nest parallel loops; ours do not.)
 if os.environ.get("NUMBA_THREADING_LAYER", "workqueue") == "workqueue":
-    numba.config.THREADING_LAYER = "workqueue"
+    setattr(numba.config, "THREADING_LAYER", "workqueue")  # noqa: B010 (no stub attribute)
 
 FASTMATH = {"contract"}
 INF = np.inf
@@ -65,7 +66,7 @@ def _bits_f64(typingctx, x):  # type: ignore[no-untyped-def]
     return types.float64(types.int64), codegen
 
 
-_JIT = {"nogil": True, "cache": True, "fastmath": FASTMATH, "error_model": "numpy"}
+_JIT: dict[str, Any] = {"nogil": True, "cache": True, "fastmath": FASTMATH, "error_model": "numpy"}
 
 
 @numba.njit(inline="always", **_JIT)
@@ -89,7 +90,8 @@ def _exp(x: float) -> float:
     p = p * r + 0.5
     p = p * r + 1.0
     p = p * r + 1.0
-    scale = _bits_f64((_f64_bits(shifted) - _f64_bits(_MAGIC) + 1023) << 52)
+    bits = (_f64_bits(shifted) - _f64_bits(_MAGIC) + 1023) << 52  # type: ignore[call-arg]
+    scale: float = _bits_f64(bits)  # type: ignore[call-arg]
     return 0.0 if x < -708.0 else p * scale
 
 
@@ -120,7 +122,7 @@ def _log_1_3(t: float) -> float:
 # Row functions: one DP row of one block, the lanes (pairs) innermost. Every table a row
 # writes is its own array, and a value carried along the row (the left / right neighbour)
 # lives in a one-row buffer, so the vectoriser's overlap checks pass and the SIMD loop runs.
-_ROW = {"nogil": True, "cache": True, "fastmath": FASTMATH, "error_model": "numpy",
+_ROW: dict[str, Any] = {"nogil": True, "cache": True, "fastmath": FASTMATH, "error_model": "numpy",
         "boundscheck": False}
 
 
