@@ -170,3 +170,15 @@ def test_no_gradient_work_without_grad() -> None:
     assert not d.requires_grad
     torch.testing.assert_close(d, sequence_distance(cost.detach(), kind="softotam",
                                                     backend="torch"), rtol=0, atol=1e-6)
+
+
+def test_concurrent_callers_from_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    gen = torch.Generator().manual_seed(6)
+    costs = [torch.rand(24, 7, 9, generator=gen, dtype=torch.float64) for _ in range(4)]
+    alone = [sequence_distance(c, kind="softotam", backend="numba") for c in costs]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(
+            lambda c: sequence_distance(c, kind="softotam", backend="numba"), costs))
+    assert all(torch.equal(a, b) for a, b in zip(alone, together))

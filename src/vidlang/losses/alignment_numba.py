@@ -22,6 +22,7 @@ numba without Intel's SVML calls libm once per lane, which stops the loop from v
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 import numba
@@ -311,6 +312,11 @@ def dp_kernel(cost: np.ndarray, rows: np.ndarray, cols: np.ndarray, gamma: float
     return values, lengths, grad
 
 
+# the workqueue layer aborts the process when two Python threads launch parallel loops at once
+# (e.g. a threaded server); one launch at a time (the loop itself uses every numba thread)
+_LAUNCH = threading.Lock()
+
+
 def block_lanes(batch: int, n: int, width: int, threads: int) -> int:
     """Pairs per block: 8 (two AVX2 vectors; the vectoriser's unit) for grids from 32 x 32 up,
     where a block's weight tables already fill the cache, up to 64 for tiny grids (less
@@ -332,6 +338,7 @@ def run_kernel(cost: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, gamma
     k = cols.to(device="cpu", dtype=torch.int64).contiguous().numpy()
     width = m + (2 if otam else 0)
     lanes = block_lanes(batch, n, width, numba.get_num_threads())
-    values, lengths, grad = dp_kernel(c64, r, k, float(gamma), bool(otam), bool(want_grad),
-                                      bool(want_length), lanes)
+    with _LAUNCH:
+        values, lengths, grad = dp_kernel(c64, r, k, float(gamma), bool(otam), bool(want_grad),
+                                          bool(want_length), lanes)
     return torch.from_numpy(values), torch.from_numpy(lengths), torch.from_numpy(grad)
