@@ -1,20 +1,32 @@
-"""DTW / soft-DTW / OTAM kernels: DP reference, brute-force paths, gamma -> 0, tslearn, masks."""
+"""DTW / soft-DTW / OTAM kernels: DP reference, brute-force paths, gamma -> 0, tslearn, masks.
+
+Every test runs once per backend (the torch anti-diagonal kernel and the compiled numba one)."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
+from collections.abc import Iterator
 
 import pytest
 import torch
 
 from vidlang.losses.alignment import (
     cosine_cost,
+    dtw_backend,
     pairwise_sequence_distance,
     reference_distance,
     sequence_distance,
 )
 
 KINDS = ["dtw", "softdtw", "otam", "softotam"]
+BACKENDS = ["torch", "numba"] if importlib.util.find_spec("numba") else ["torch"]
+
+
+@pytest.fixture(autouse=True, params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    with dtw_backend(request.param):
+        yield request.param
 
 
 def _masks(rows: list[int], cols: list[int], n: int, m: int) -> tuple[torch.Tensor, torch.Tensor]:

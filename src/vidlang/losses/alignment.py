@@ -28,7 +28,10 @@ zeroing, OTAM's sign bug) for number matching only. See docs/models.md (TempCLR)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +41,13 @@ import torch.nn.functional as F
 from vidlang.registry import Registry
 
 INF = float("inf")
-DIAG, UP, LEFT = 0, 1, 2  # predecessor of cell (i, j): (i-1, j-1), (i-1, j), (i, j-1)
+DIAG, UP, LEFT = 0, 1, 2
+# numba's threading layer is fixed when its first parallel loop (or set_num_threads) runs; its
+# default OpenMP layer fights torch's OpenMP runtime (see alignment_numba), so the compiled
+# kernel's layer is chosen here, before any numba use. An explicit setting wins.
+os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
+if "numba" in sys.modules and os.environ["NUMBA_THREADING_LAYER"] == "workqueue":
+    sys.modules["numba"].config.THREADING_LAYER = "workqueue"  # numba imported before us  # predecessor of cell (i, j): (i-1, j-1), (i-1, j), (i, j-1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -261,17 +270,104 @@ _Kernel = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float, bool],
 
 @dataclass(frozen=True)
 class DistanceKind:
-    """A registered sequence distance: its kernel and whether it smooths the min."""
+    """A registered sequence distance: its torch kernel, whether it smooths the min and
+    whether it is OTAM (the compiled kernel takes the last two as flags)."""
 
     kernel: _Kernel
     soft: bool
+    otam: bool = False
 
 
 SEQUENCE_DISTANCES: Registry[DistanceKind] = Registry("sequence distance")
 SEQUENCE_DISTANCES.register("dtw")(DistanceKind(_dtw, soft=False))
 SEQUENCE_DISTANCES.register("softdtw")(DistanceKind(_dtw, soft=True))
-SEQUENCE_DISTANCES.register("otam")(DistanceKind(_otam, soft=False))
-SEQUENCE_DISTANCES.register("softotam")(DistanceKind(_otam, soft=True))
+SEQUENCE_DISTANCES.register("otam")(DistanceKind(_otam, soft=False, otam=True))
+SEQUENCE_DISTANCES.register("softotam")(DistanceKind(_otam, soft=True, otam=True))
+
+
+# ---------------------------------------------------------------------------------------------
+# backend choice: the compiled CPU kernel (numba) or the anti-diagonal torch kernel
+# ---------------------------------------------------------------------------------------------
+BACKENDS = ("auto", "numba", "torch")
+BACKEND_ENV = "VIDLANG_DTW_BACKEND"
+NUMBA_DTYPES = (torch.float32, torch.float64)
+_forced_backend: list[str] = []  # innermost :func:`dtw_backend` context last
+
+
+def numba_available() -> bool:
+    """Whether the compiled CPU kernel can be used (numba imports)."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def dtw_backend(name: str) -> Iterator[None]:
+    """Within the block, every DTW / soft-DTW / OTAM call without an explicit ``backend``
+    uses ``name`` (``auto`` | ``numba`` | ``torch``); e.g. to compare the two kernels."""
+    _check_backend(name, "dtw_backend")
+    _forced_backend.append(name)
+    try:
+        yield
+    finally:
+        _forced_backend.pop()
+
+
+def _check_backend(name: str, where: str) -> None:
+    if name not in BACKENDS:
+        raise ValueError(f"{where}: unknown DTW backend {name!r}; expected one of {BACKENDS}")
+
+
+def resolve_backend(backend: str | None, cost: torch.Tensor) -> str:
+    """``numba`` or ``torch`` for ``cost``. The request is ``backend``, else the innermost
+    :func:`dtw_backend`, else ``$VIDLANG_DTW_BACKEND``, else ``auto``: the compiled kernel for
+    float32 / float64 costs on the CPU when numba imports, the torch kernel otherwise (GPUs,
+    other float types). Asking for ``numba`` where it cannot run is an error."""
+    if backend is not None:
+        name, where = backend, "backend"
+    elif _forced_backend:
+        name, where = _forced_backend[-1], "dtw_backend"
+    else:
+        name, where = os.environ.get(BACKEND_ENV, "auto") or "auto", f"${BACKEND_ENV}"
+    _check_backend(name, where)
+    fits = cost.device.type == "cpu" and cost.dtype in NUMBA_DTYPES
+    if name == "auto":
+        return "numba" if fits and numba_available() else "torch"
+    if name == "numba" and not fits:
+        raise ValueError(f"{where}: the numba DTW kernel runs float32 / float64 costs on the "
+                         f"CPU, got {cost.dtype} on {cost.device}")
+    if name == "numba" and not numba_available():
+        raise ValueError(f"{where}: the numba DTW kernel needs numba (pip install numba)")
+    return name
+
+
+class _NumbaDP(torch.autograd.Function):
+    """The compiled kernel's value; its gradient is computed in the same call (when the cost
+    needs one) and kept for the backward, which only scales it."""
+
+    @staticmethod
+    def forward(ctx: Any, cost: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
+                gamma: float, otam: bool, track_length: bool
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        from vidlang.losses.alignment_numba import run_kernel
+
+        want_grad = bool(ctx.needs_input_grad[0])
+        value, length, grad = run_kernel(cost.detach(), rows, cols, gamma, otam, want_grad,
+                                         track_length)
+        ctx.dtype = cost.dtype
+        if want_grad:
+            ctx.save_for_backward(grad)
+        ctx.mark_non_differentiable(length)
+        return value.to(cost.dtype), length.to(cost.dtype)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_value: torch.Tensor, _grad_len: torch.Tensor) -> tuple[Any, ...]:
+        (grad,) = ctx.saved_tensors
+        scaled = grad * grad_value.to(grad.dtype)[:, None, None]
+        return scaled.to(ctx.dtype), None, None, None, None, None
 
 _Normaliser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 NORMALISATIONS: Registry[_Normaliser] = Registry("length normalisation")
@@ -283,12 +379,14 @@ NORMALISATIONS.register("area")(lambda d, n, m, path: d / (n * m).to(d.dtype))
 
 def sequence_distance(cost: torch.Tensor, row_mask: torch.Tensor | None = None,
                       col_mask: torch.Tensor | None = None, kind: str = "softdtw",
-                      gamma: float = 0.1, normalise: str = "none") -> torch.Tensor:
+                      gamma: float = 0.1, normalise: str = "none",
+                      backend: str | None = None) -> torch.Tensor:
     """Distances [B] of a batch of cost matrices [B, N, M] under ``kind`` (see module doc).
 
     ``gamma`` is the soft-min temperature of ``softdtw`` / ``softotam`` (ignored by the hard
     kinds). Differentiable with respect to ``cost`` for every kind (hard kinds: the
-    sub-gradient of the optimal path)."""
+    sub-gradient of the optimal path). ``backend`` picks the kernel (:func:`resolve_backend`;
+    both give the same numbers)."""
     if cost.dim() != 3:
         raise ValueError(f"cost must be [B, N, M], got shape {tuple(cost.shape)}")
     spec = SEQUENCE_DISTANCES.get(kind)
@@ -298,14 +396,19 @@ def sequence_distance(cost: torch.Tensor, row_mask: torch.Tensor | None = None,
     cols = prefix_lengths(col_mask, m, batch, "col_mask", cost.device)
     if spec.soft and gamma <= 0:
         raise ValueError(f"{kind} needs gamma > 0, got {gamma}")
-    value, path = spec.kernel(cost, rows, cols, gamma if spec.soft else 0.0, normalise == "path")
+    smooth, track = float(gamma) if spec.soft else 0.0, normalise == "path"
+    if resolve_backend(backend, cost) == "numba":
+        value, path = _NumbaDP.apply(cost, rows, cols, smooth, spec.otam, track)
+    else:
+        value, path = spec.kernel(cost, rows, cols, smooth, track)
     return normaliser(value, rows, cols, path)
 
 
 def pairwise_sequence_distance(text: torch.Tensor, text_mask: torch.Tensor, video: torch.Tensor,
                                video_mask: torch.Tensor, kind: str = "dtw", gamma: float = 0.1,
                                normalise: str = "none", cost: str = "cosine",
-                               chunk_pairs: int = 4096) -> torch.Tensor:
+                               chunk_pairs: int = 4096, backend: str | None = None
+                               ) -> torch.Tensor:
     """Distances [P, V] of every paragraph (text [P, N, D]) to every video (video [V, M, D]),
     computed in chunks of ``chunk_pairs`` pairs to bound memory."""
     cost_fn = COSTS.get(cost)
@@ -317,7 +420,8 @@ def pairwise_sequence_distance(text: torch.Tensor, text_mask: torch.Tensor, vide
         vm = video_mask[None].expand(q, v, video_mask.shape[1]).reshape(q * v, -1)
         c = cost_fn(t[:, None].expand(q, v, *t.shape[1:]).reshape(q * v, *t.shape[1:]),
                     video[None].expand(q, v, *video.shape[1:]).reshape(q * v, *video.shape[1:]))
-        return sequence_distance(c, tm, vm, kind=kind, gamma=gamma, normalise=normalise)
+        return sequence_distance(c, tm, vm, kind=kind, gamma=gamma, normalise=normalise,
+                                 backend=backend)
 
     return _in_paragraph_chunks(text, v, chunk_pairs, block)
 
