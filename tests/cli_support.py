@@ -29,3 +29,27 @@ def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
     errors = [ln for ln in lines if ln.startswith("error:")]
     assert len(errors) == 1, proc.stderr
     return errors[0]
+
+
+# a tiny MMN that trains in a few CPU seconds on SynthVL `tiny` (32-d features)
+TINY_MMN = ["model.featpool_hidden=8", "model.conv_hidden=8", "model.conv_layers=2",
+            "model.joint_dim=8", "trainer.max_epochs=1", "trainer.progress_bar=false",
+            "data.batch_size=16", "seed=0"]
+
+
+def synth_tiny(out: Path) -> Path:
+    """``vidlang synth --preset tiny --seed 0 --out OUT`` (in-process: the generator is what
+    the command runs, and this is a fixture, not the behaviour under test)."""
+    from vidlang.data.synthvl import generate
+
+    return Path(generate(out, "tiny", seed=0))
+
+
+def train_tiny_mmn(data: Path, out: Path, *extra: str) -> Path:
+    """Train the tiny MMN on ``data`` into ``out`` (in-process: a fixture, not the behaviour
+    under test; the CLI's own startup would cost more than the training); the run folder."""
+    from vidlang.engine import load_config
+    from vidlang.engine.run import train
+
+    train(load_config("mmn/cpu", [*TINY_MMN, f"data.root={data}", *extra]), out)
+    return out
