@@ -33,6 +33,7 @@ from vidlang.engine.checkpoint import (
     save_pretrained,
 )
 from vidlang.engine.config import save_config
+from vidlang.engine.dims import resolve_feature_dims
 from vidlang.engine.module import VidlangLightningModule
 from vidlang.engine.pipelines.base import TaskPipeline, flatten_metrics, resolve_metric_key
 from vidlang.engine.plots import plot_training_curves
@@ -193,6 +194,7 @@ def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = False,
         raise ConfigError(f"--resume: no training state at {ckpt}")
     if not resume and ckpt.is_file():
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    resolve_feature_dims(cfg, require_store=pipeline is None)  # `auto` widths, before anything is built
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
 
