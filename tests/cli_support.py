@@ -33,8 +33,12 @@ def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
 
 # a tiny MMN that trains in a few CPU seconds on SynthVL `tiny` (32-d features)
 TINY_MMN = ["model.featpool_hidden=8", "model.conv_hidden=8", "model.conv_layers=2",
-            "model.joint_dim=8", "trainer.max_epochs=1", "trainer.progress_bar=false",
-            "data.batch_size=16", "seed=0"]
+            "model.joint_dim=8", "model.text.name=word", "model.text.dim=16", "trainer.max_epochs=1",
+            "trainer.progress_bar=false", "data.batch_size=16", "seed=0"]
+# a tiny dual encoder for retrieval on the same data
+TINY_RETRIEVAL = ["model.embed_dim=16", "model.text.name=word", "model.text.dim=16",
+                  "model.text.vocab_size=500", "data.batch_size=16", "trainer.max_epochs=1",
+                  "trainer.progress_bar=false", "seed=0"]
 
 
 def synth_tiny(out: Path) -> Path:

@@ -106,6 +106,8 @@ def register(app: typer.Typer) -> None:
         cfg = load_config(config, set_ or [])
         report = evaluate(cfg, ckpt, split=split, out_dir=out)
         typer.echo(json.dumps(report, indent=2, default=float))
+        written = sorted(p.name for p in Path(report["out_dir"]).iterdir() if p.is_file())
+        typer.echo(f"wrote {', '.join(written)} to {report['out_dir']}", err=True)
 
     @app.command("predict")
     def predict_cmd(
