@@ -19,30 +19,52 @@ import typer
 
 from vidlang.errors import ConfigError
 
-# annotation file suffix -> the reader used when --reader is not given
-DEFAULT_READER_BY_SUFFIX = {".jsonl": "vidlang_jsonl", ".txt": "charades_sta_txt", ".json": "timestamps_json"}
 KINDS = ("grounding", "captions", "paragraphs")
 
 
-def _reader_for(ann: Path, reader: str | None) -> Any:
+def _choose_reader(ann: Path, reader: str | None, kind: str | None) -> tuple[str, str]:
+    """(reader name, how it was chosen): ``--reader`` when given, else the reader the file's
+    content matches (:func:`vidlang.data.readers.sniff.sniff_readers`), of ``kind`` if given."""
+    from vidlang.data.readers import record_kind
+    from vidlang.data.readers.sniff import sniff_readers
     from vidlang.registry import READERS
 
-    if reader is None:
-        reader = DEFAULT_READER_BY_SUFFIX.get(ann.suffix)
-        if reader is None:
-            raise ConfigError(f"--reader: cannot guess a reader for {ann.name!r}; "
-                              f"known: {', '.join(READERS.names())}")
-    return READERS.get(reader)
+    if reader is not None:
+        return reader, "--reader"
+    matches = sniff_readers(ann)
+    if kind is not None:
+        matches = [m for m in matches if record_kind(READERS.get(m)) == kind]
+    if not matches:
+        what = f"{kind} " if kind else ""
+        raise ConfigError(f"--reader: cannot tell the {what}format of {ann} from its content; "
+                          f"name a reader (known: {', '.join(READERS.names())})")
+    others = f"; also readable as {', '.join(matches[1:])}" if len(matches) > 1 else ""
+    return matches[0], f"detected from the content of {ann.name}{others}"
 
 
-def _read_annotations(ann: Path, reader: str | None, clamp: str) -> tuple[str, list[Any], Any]:
-    """(record kind, records, LoadReport) of one annotation file."""
+def _read_annotations(ann: Path, reader: str | None, clamp: str,
+                      kind: str | None = None) -> tuple[str, list[Any], Any, str]:
+    """(record kind, records, LoadReport, reader name) of one annotation file; says on stderr
+    which reader was used when it was detected from the content."""
     from vidlang.data.readers import record_kind
+    from vidlang.data.readers.sniff import sniff_readers
+    from vidlang.errors import DataError
+    from vidlang.registry import READERS
 
-    fn = _reader_for(ann, reader)
-    kind = record_kind(fn)
-    records, report = fn(ann, clamp=clamp) if kind != "captions" else fn(ann)
-    return kind, records, report
+    name, how = _choose_reader(ann, reader, kind)
+    fn = READERS.get(name)
+    if reader is None:
+        typer.echo(f"reader: {name} ({how})", err=True)
+    k = record_kind(fn)
+    try:
+        records, report = fn(ann, clamp=clamp) if k != "captions" else fn(ann)
+    except DataError as e:
+        if reader is None:
+            raise
+        matches = [m for m in sniff_readers(ann) if m != name]
+        hint = f" (the content matches reader {', '.join(matches)}; try --reader {matches[0]})" if matches else ""
+        raise DataError(f"{e.reason}{hint}", e.path, e.line, e.record) from None
+    return k, records, report, name
 
 
 def _spread(values: list[float]) -> dict[str, float] | None:
@@ -155,7 +177,7 @@ def register(app: typer.Typer) -> None:
         split: str = typer.Option(None, "--split", help="One split (default: all)."),
         kind: str = typer.Option(None, "--kind", help="grounding, captions or paragraphs (default: all)."),
         ann: Path = typer.Option(None, "--ann", help="An annotation file instead of --dataset."),
-        reader: str = typer.Option(None, "--reader", help="Reader for --ann (default: by suffix)."),
+        reader: str = typer.Option(None, "--reader", help="Reader for --ann (default: detected from the content)."),
         clamp: str = typer.Option("clamp", "--clamp", help="Window policy: clamp, drop or error."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
     ) -> None:
@@ -166,9 +188,9 @@ def register(app: typer.Typer) -> None:
         if kind is not None and kind not in KINDS:
             raise ConfigError(f"--kind: unknown {kind!r}; known: {', '.join(KINDS)}")
         if ann is not None:
-            k, records, report = _read_annotations(ann, reader, clamp)
+            k, records, report, used = _read_annotations(ann, reader, clamp, kind)
             rows = [(k, split or "-", records, report)]
-            source = str(ann)
+            source = f"{ann} [reader {used}]"
         else:
             rows = _dataset_rows(dataset, root, split, kind, clamp)
             source = dataset
@@ -183,7 +205,7 @@ def register(app: typer.Typer) -> None:
     def validate(
         features: Path = typer.Option(..., "--features", help="HDF5 file or folder of .npy/.npz."),
         ann: Path = typer.Option(None, "--ann", help="Annotation file whose videos must have features."),
-        reader: str = typer.Option(None, "--reader", help="Reader for --ann (default: by suffix)."),
+        reader: str = typer.Option(None, "--reader", help="Reader for --ann (default: detected from the content)."),
         dataset: str = typer.Option(None, "--dataset", help="A catalog dataset instead of --ann."),
         split: str = typer.Option(None, "--split", help="Split of --dataset (required with it)."),
         root: Path = typer.Option(None, "--root", help="Data root for --dataset."),
@@ -198,7 +220,7 @@ def register(app: typer.Typer) -> None:
         if (dataset is None) == (ann is None):
             raise ConfigError("validate: give exactly one of --ann or --dataset")
         if ann is not None:
-            _, records, load_report = _read_annotations(ann, reader, "clamp")
+            _, records, load_report, _ = _read_annotations(ann, reader, "clamp")
         else:
             if split is None:
                 raise ConfigError("--split: required with --dataset")
