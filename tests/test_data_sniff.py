@@ -43,7 +43,7 @@ def test_stats_says_which_reader_it_used(shared_data: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "reader: tacos_2dtan (detected from the content of train.json)" in proc.stderr
     result = json.loads(proc.stdout)[0]
-    assert result["stats"]["queries"] == 9790 and "tacos_2dtan" in result["source"]
+    assert result["stats"]["queries"] == 9790 and result["source"].endswith("(reader tacos_2dtan)")
 
 
 def test_a_wrong_reader_names_the_matching_one(shared_data: Path) -> None:

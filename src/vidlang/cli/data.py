@@ -17,6 +17,7 @@ from typing import Any
 
 import typer
 
+from vidlang.data.checks import record_problems
 from vidlang.errors import ConfigError
 
 KINDS = ("grounding", "captions", "paragraphs")
@@ -190,12 +191,14 @@ def register(app: typer.Typer) -> None:
         if ann is not None:
             k, records, report, used = _read_annotations(ann, reader, clamp, kind)
             rows = [(k, split or "-", records, report)]
-            source = f"{ann} [reader {used}]"
+            source = f"{ann} (reader {used})"
         else:
             rows = _dataset_rows(dataset, root, split, kind, clamp)
             source = dataset
         results = [{"source": source, "kind": k, "split": s, "stats": summarise(k, recs),
-                    "report": rep.to_json()} for k, s, recs, rep in rows]
+                    "report": rep.to_json(), "problems": record_problems(k, recs)}
+                   for k, s, recs, rep in rows]
+        _warn_problems([(f"{source} split={s}", k, recs) for k, s, recs, _ in rows])
         if as_json:
             typer.echo(json.dumps(results, indent=2))
         else:
@@ -220,23 +223,35 @@ def register(app: typer.Typer) -> None:
         if (dataset is None) == (ann is None):
             raise ConfigError("validate: give exactly one of --ann or --dataset")
         if ann is not None:
-            _, records, load_report, _ = _read_annotations(ann, reader, "clamp")
+            kind, records, load_report, _ = _read_annotations(ann, reader, "clamp")
         else:
             if split is None:
                 raise ConfigError("--split: required with --dataset")
-            _, _, records, load_report = _dataset_rows(dataset, root, split, None, "clamp")[0]
+            kind, _, records, load_report = _dataset_rows(dataset, root, split, None, "clamp")[0]
         with open_feature_store(features, key_pattern) as store:
             report = validate_store(store, (r.video_id for r in records), dim)
+        problems = record_problems(kind, records)
         if as_json:
-            typer.echo(json.dumps({**report.to_json(), "annotations": load_report.to_json()}, indent=2))
+            typer.echo(json.dumps({**report.to_json(), "annotations": load_report.to_json(),
+                                   "record_problems": problems}, indent=2))
         else:
             _print_validation(report, load_report.summary(max_items=0), max_rows)
-        if not report.ok:
+        _warn_problems([(str(ann or f"{dataset} split={split}"), kind, records)])
+        if not report.ok or problems:
             # SystemExit, not typer.Exit: click returns (not raises) Exit codes when the CLI runs
             # with standalone_mode=False, as vidlang.cli.main does.
             raise SystemExit(1)
 
     app.add_typer(data_app, name="data")
+
+
+def _warn_problems(rows: list[tuple[str, str, list[Any]]]) -> None:
+    """One ``warning:`` line on stderr per record problem (duplicate qids, empty queries ...)."""
+    from vidlang.data.checks import describe_problems
+
+    for where, kind, records in rows:
+        for line in describe_problems(record_problems(kind, records), kind, records):
+            typer.echo(f"warning: {where}: {line}", err=True)
 
 
 def _check_clamp(clamp: str) -> None:
