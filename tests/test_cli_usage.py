@@ -37,3 +37,24 @@ def test_no_arguments_prints_the_help() -> None:
     proc = run_vidlang("data")
     assert "stats" in proc.stdout + proc.stderr and "validate" in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("package", ["click", "typer._click"])
+def test_both_clicks_usage_errors_are_one_line(package: str, monkeypatch, capsys) -> None:
+    # typer < 0.2x raises the click package's exceptions; newer typer its vendored typer._click
+    import importlib
+
+    from vidlang.cli import main as cli_main
+
+    exceptions = pytest.importorskip(f"{package}.exceptions")
+    importlib.import_module(package)
+
+    def raise_usage(*args, **kwargs):
+        raise exceptions.UsageError("No such option: --bogus")
+
+    monkeypatch.setattr(cli_main, "app", raise_usage)
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main.main(["whatever"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: No such option: --bogus"]
