@@ -7,13 +7,15 @@ export OMP_NUM_THREADS ?= 2
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: install demo demo-video test bench lint clean
+.PHONY: install demo demo-video test test-latest constraints bench lint clean
 
-$(VENV)/.installed: pyproject.toml
+# constraints.txt pins every dependency (loose pins stay in pyproject.toml), so every machine
+# tests the same versions; `make test-latest` tries the newest ones, `make constraints` re-pins.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_SPEC)
-	$(PY) -m pip install -q -e ".[dev,milvus]"
+	$(PY) -m pip install -q -e ".[dev,milvus]" -c constraints.txt
 	touch $@
 
 install: $(VENV)/.installed
@@ -30,6 +32,23 @@ test: install
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest -q
 
+# The newest release of every dependency (no constraints) in a fresh .venv-latest: run before
+# `make constraints VENV=.venv-latest` moves the lock, or to see what an update breaks.
+LATEST := .venv-latest
+test-latest:
+	rm -rf $(LATEST)
+	python3 -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install -q --upgrade pip
+	$(LATEST)/bin/python -m pip install -q $(TORCH_SPEC)
+	$(LATEST)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e ".[dev,milvus]"
+	$(LATEST)/bin/python -m pip freeze --exclude-editable > $(LATEST)/versions.txt
+	$(LATEST)/bin/ruff check src tests benchmarks
+	VIDLANG_UNCONSTRAINED=1 $(LATEST)/bin/python -m pytest -q
+
+# Re-pin constraints.txt from the packages installed in $(VENV) (one command).
+constraints:
+	$(PY) scripts/freeze_constraints.py --out constraints.txt
+
 # Quick sizes by default (a few minutes in all); `make bench BENCH_ARGS=` runs the full sizes
 # the docs quote (1M-vector search, 1-hour video, paper-size MMN ...), which take much longer.
 BENCH_ARGS ?= --quick
@@ -41,4 +60,4 @@ lint: install
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) demo_out demo_video_out .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(LATEST) demo_out demo_video_out .pytest_cache .ruff_cache .mypy_cache

@@ -59,6 +59,9 @@ def test_validate_user_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtu
     code, _, err = _run(["data", "validate", "--ann", str(ann), "--features", str(tmp_path / "nope.h5")], capsys)
     assert code == 2 and "nope.h5" in err and "not found" in err
     code, _, err = _run(["data", "validate", "--ann", str(tmp_path / "x.csv"), "--features", str(tmp_path)], capsys)
+    assert code == 2 and "x.csv: annotation file not found" in err
+    (tmp_path / "x.csv").write_text("a,b\n1,2\n")  # no known format: name the readers
+    code, _, err = _run(["data", "validate", "--ann", str(tmp_path / "x.csv"), "--features", str(tmp_path)], capsys)
     assert code == 2 and "--reader" in err
     code, _, err = _run(["data", "validate", "--dataset", "tacos", "--features", str(tmp_path)], capsys)
     assert code == 2 and "--split" in err

@@ -59,6 +59,8 @@ class GroundingPredictor:
             raise DataError("queries must be one or more non-empty strings")
         if not duration or duration <= 0:
             raise DataError(f"duration must be > 0 seconds, got {duration}")
+        if top_k is not None and top_k < 0:
+            raise ConfigError(f"top_k: must be >= 0 (0 or None = all windows), got {top_k}")
         raw = features.detach().cpu().numpy() if isinstance(features, torch.Tensor) else features
         feats = prepare_features(raw, self.model.feature_spec(), "input")
         records = [GroundingRecord(qid=str(i), video_id="input", duration=float(duration), query=q, windows=())

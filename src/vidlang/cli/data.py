@@ -17,32 +17,55 @@ from typing import Any
 
 import typer
 
+from vidlang.data.checks import record_problems
 from vidlang.errors import ConfigError
 
-# annotation file suffix -> the reader used when --reader is not given
-DEFAULT_READER_BY_SUFFIX = {".jsonl": "vidlang_jsonl", ".txt": "charades_sta_txt", ".json": "timestamps_json"}
 KINDS = ("grounding", "captions", "paragraphs")
 
 
-def _reader_for(ann: Path, reader: str | None) -> Any:
+def _choose_reader(ann: Path, reader: str | None, kind: str | None) -> tuple[str, str]:
+    """(reader name, how it was chosen): ``--reader`` when given, else the reader the file's
+    content matches (:func:`vidlang.data.readers.sniff.sniff_readers`), of ``kind`` if given."""
+    from vidlang.data.readers import record_kind
+    from vidlang.data.readers.sniff import sniff_readers
     from vidlang.registry import READERS
 
-    if reader is None:
-        reader = DEFAULT_READER_BY_SUFFIX.get(ann.suffix)
-        if reader is None:
-            raise ConfigError(f"--reader: cannot guess a reader for {ann.name!r}; "
-                              f"known: {', '.join(READERS.names())}")
-    return READERS.get(reader)
+    if reader is not None:
+        return reader, "--reader"
+    matches = sniff_readers(ann)
+    if kind is not None:
+        matches = [m for m in matches if record_kind(READERS.get(m)) == kind]
+    if not matches:
+        what = f"{kind} " if kind else ""
+        raise ConfigError(f"--reader: cannot tell the {what}format of {ann} from its content; "
+                          f"name a reader (known: {', '.join(READERS.names())})")
+    others = f"; also readable as {', '.join(matches[1:])}" if len(matches) > 1 else ""
+    return matches[0], f"detected from the content of {ann.name}{others}"
 
 
-def _read_annotations(ann: Path, reader: str | None, clamp: str) -> tuple[str, list[Any], Any]:
-    """(record kind, records, LoadReport) of one annotation file."""
+def _read_annotations(ann: Path, reader: str | None, clamp: str,
+                      kind: str | None = None) -> tuple[str, list[Any], Any, str]:
+    """(record kind, records, LoadReport, reader name) of one annotation file; says on stderr
+    which reader was used when it was detected from the content."""
     from vidlang.data.readers import record_kind
+    from vidlang.data.readers.sniff import sniff_readers
+    from vidlang.errors import DataError
+    from vidlang.registry import READERS
 
-    fn = _reader_for(ann, reader)
-    kind = record_kind(fn)
-    records, report = fn(ann, clamp=clamp) if kind != "captions" else fn(ann)
-    return kind, records, report
+    name, how = _choose_reader(ann, reader, kind)
+    fn = READERS.get(name)
+    if reader is None:
+        typer.echo(f"reader: {name} ({how})", err=True)
+    k = record_kind(fn)
+    try:
+        records, report = fn(ann, clamp=clamp) if k != "captions" else fn(ann)
+    except DataError as e:
+        if reader is None:
+            raise
+        matches = [m for m in sniff_readers(ann) if m != name]
+        hint = f" (the content matches reader {', '.join(matches)}; try --reader {matches[0]})" if matches else ""
+        raise DataError(f"{e.reason}{hint}", e.path, e.line, e.record) from None
+    return k, records, report, name
 
 
 def _spread(values: list[float]) -> dict[str, float] | None:
@@ -155,7 +178,7 @@ def register(app: typer.Typer) -> None:
         split: str = typer.Option(None, "--split", help="One split (default: all)."),
         kind: str = typer.Option(None, "--kind", help="grounding, captions or paragraphs (default: all)."),
         ann: Path = typer.Option(None, "--ann", help="An annotation file instead of --dataset."),
-        reader: str = typer.Option(None, "--reader", help="Reader for --ann (default: by suffix)."),
+        reader: str = typer.Option(None, "--reader", help="Reader for --ann (default: detected from the content)."),
         clamp: str = typer.Option("clamp", "--clamp", help="Window policy: clamp, drop or error."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
     ) -> None:
@@ -166,14 +189,16 @@ def register(app: typer.Typer) -> None:
         if kind is not None and kind not in KINDS:
             raise ConfigError(f"--kind: unknown {kind!r}; known: {', '.join(KINDS)}")
         if ann is not None:
-            k, records, report = _read_annotations(ann, reader, clamp)
+            k, records, report, used = _read_annotations(ann, reader, clamp, kind)
             rows = [(k, split or "-", records, report)]
-            source = str(ann)
+            source = f"{ann} (reader {used})"
         else:
             rows = _dataset_rows(dataset, root, split, kind, clamp)
             source = dataset
         results = [{"source": source, "kind": k, "split": s, "stats": summarise(k, recs),
-                    "report": rep.to_json()} for k, s, recs, rep in rows]
+                    "report": rep.to_json(), "problems": record_problems(k, recs)}
+                   for k, s, recs, rep in rows]
+        _warn_problems([(f"{source} split={s}", k, recs) for k, s, recs, _ in rows])
         if as_json:
             typer.echo(json.dumps(results, indent=2))
         else:
@@ -183,7 +208,7 @@ def register(app: typer.Typer) -> None:
     def validate(
         features: Path = typer.Option(..., "--features", help="HDF5 file or folder of .npy/.npz."),
         ann: Path = typer.Option(None, "--ann", help="Annotation file whose videos must have features."),
-        reader: str = typer.Option(None, "--reader", help="Reader for --ann (default: by suffix)."),
+        reader: str = typer.Option(None, "--reader", help="Reader for --ann (default: detected from the content)."),
         dataset: str = typer.Option(None, "--dataset", help="A catalog dataset instead of --ann."),
         split: str = typer.Option(None, "--split", help="Split of --dataset (required with it)."),
         root: Path = typer.Option(None, "--root", help="Data root for --dataset."),
@@ -198,23 +223,35 @@ def register(app: typer.Typer) -> None:
         if (dataset is None) == (ann is None):
             raise ConfigError("validate: give exactly one of --ann or --dataset")
         if ann is not None:
-            _, records, load_report = _read_annotations(ann, reader, "clamp")
+            kind, records, load_report, _ = _read_annotations(ann, reader, "clamp")
         else:
             if split is None:
                 raise ConfigError("--split: required with --dataset")
-            _, _, records, load_report = _dataset_rows(dataset, root, split, None, "clamp")[0]
+            kind, _, records, load_report = _dataset_rows(dataset, root, split, None, "clamp")[0]
         with open_feature_store(features, key_pattern) as store:
             report = validate_store(store, (r.video_id for r in records), dim)
+        problems = record_problems(kind, records)
         if as_json:
-            typer.echo(json.dumps({**report.to_json(), "annotations": load_report.to_json()}, indent=2))
+            typer.echo(json.dumps({**report.to_json(), "annotations": load_report.to_json(),
+                                   "record_problems": problems}, indent=2))
         else:
             _print_validation(report, load_report.summary(max_items=0), max_rows)
-        if not report.ok:
+        _warn_problems([(str(ann or f"{dataset} split={split}"), kind, records)])
+        if not report.ok or problems:
             # SystemExit, not typer.Exit: click returns (not raises) Exit codes when the CLI runs
             # with standalone_mode=False, as vidlang.cli.main does.
             raise SystemExit(1)
 
     app.add_typer(data_app, name="data")
+
+
+def _warn_problems(rows: list[tuple[str, str, list[Any]]]) -> None:
+    """One ``warning:`` line on stderr per record problem (duplicate qids, empty queries ...)."""
+    from vidlang.data.checks import describe_problems
+
+    for where, kind, records in rows:
+        for line in describe_problems(record_problems(kind, records), kind, records):
+            typer.echo(f"warning: {where}: {line}", err=True)
 
 
 def _check_clamp(clamp: str) -> None:

@@ -53,9 +53,10 @@ def register(app: typer.Typer) -> None:
             TimeElapsedColumn,
         )
 
-        from vidlang.errors import ConfigError
+        from vidlang.errors import ConfigError, DataError
         from vidlang.video.collection import (
             extract_collection,
+            failures_path,
             list_videos,
             parse_shard,
             select_shard,
@@ -83,3 +84,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(report.summary())
         for item in report.failed[:5]:
             typer.echo(f"  failed: {item['path']}: {item['error']}")
+        if report.failed and not report.extracted and not report.skipped_existing:
+            first = report.failed[0]
+            raise DataError(f"every video failed ({len(report.failed)} of {report.total}; listed in "
+                            f"{failures_path(report.output)}); first: {first['error']}", first["path"])

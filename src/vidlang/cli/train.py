@@ -16,6 +16,57 @@ def _default_out(config: str) -> Path:
     return Path("runs") / stem.strip("/").replace("/", "_").replace("..", "_")
 
 
+# --duration more than this factor away from what the features cover is refused
+DURATION_TOLERANCE = 1.5
+
+
+def check_duration(duration: float | None, implied: float | None, what: str) -> None:
+    """Refuse ``--duration`` when it is not positive, or is far (beyond a factor
+    :data:`DURATION_TOLERANCE`) from the ``implied`` length the features cover: the windows
+    would be spread over seconds the features never saw."""
+    import math
+
+    from vidlang.errors import ConfigError
+
+    if duration is None:
+        return
+    if not math.isfinite(duration) or duration <= 0:
+        raise ConfigError(f"--duration: must be a positive number of seconds, got {duration}")
+    if implied is None or not math.isfinite(implied) or implied <= 0:
+        return
+    if duration > implied * DURATION_TOLERANCE or duration < implied / DURATION_TOLERANCE:
+        raise ConfigError(f"--duration: {duration:g} s, but the features of {what} cover "
+                          f"{implied:.1f} s; pass about {implied:.1f} or leave --duration out")
+
+
+def store_duration(features: Path, video_id: str, key_pattern: str | None) -> float | None:
+    """The duration a feature store records for ``video_id`` (None when it records none)."""
+    from vidlang.data.features import open_feature_store
+
+    with open_feature_store(features, key_pattern=key_pattern) as store:
+        return store.duration(video_id) if video_id in store else None
+
+
+def npy_duration(ckpt: Path, feats: object) -> float | None:
+    """Seconds a bare [T, D] array covers: T times the clip length recorded in the training
+    feature file of ``ckpt`` (None when that file or its ``clip_seconds`` is unavailable)."""
+    import math
+
+    import h5py
+
+    from vidlang.errors import VidlangError
+    from vidlang.video.features import training_features_of
+
+    try:
+        path = training_features_of(ckpt)
+        with h5py.File(path, "r") as f:
+            clip = float(f.attrs.get("clip_seconds", math.nan))
+    except (VidlangError, OSError):
+        return None
+    rows = len(feats)  # type: ignore[arg-type]
+    return rows * clip if math.isfinite(clip) and clip > 0 else None
+
+
 def register(app: typer.Typer) -> None:
     """Add the train / eval / predict commands."""
 
@@ -55,6 +106,8 @@ def register(app: typer.Typer) -> None:
         cfg = load_config(config, set_ or [])
         report = evaluate(cfg, ckpt, split=split, out_dir=out)
         typer.echo(json.dumps(report, indent=2, default=float))
+        written = sorted(p.name for p in Path(report["out_dir"]).iterdir() if p.is_file())
+        typer.echo(f"wrote {', '.join(written)} to {report['out_dir']}", err=True)
 
     @app.command("predict")
     def predict_cmd(
@@ -64,7 +117,7 @@ def register(app: typer.Typer) -> None:
         duration: Optional[float] = typer.Option(None, "--duration", help="Video length in seconds (default: from the store)."),
         video_id: Optional[str] = typer.Option(None, "--video-id", help="Video to read from a feature store."),
         key_pattern: Optional[str] = typer.Option(None, "--key-pattern", help="HDF5 key per video, e.g. '{vid}/c3d_features'."),
-        top_k: int = typer.Option(5, "--top-k", help="Windows per query (0 = all)."),
+        top_k: int = typer.Option(5, "--top-k", min=0, help="Windows per query (0 = all)."),
         video: Optional[Path] = typer.Option(None, "--video", help="A video file to extract features from (docs/video.md)."),
         extractor: Optional[str] = typer.Option(None, "--extractor", help="With --video: extractor (default: the one recorded in the training features)."),
         extractor_model: Optional[str] = typer.Option(None, "--extractor-model", help="With --video: checkpoint of the clip extractor."),
@@ -80,15 +133,21 @@ def register(app: typer.Typer) -> None:
             from vidlang.video.features import features_for_checkpoint
 
             feats, video_seconds = features_for_checkpoint(ckpt, video, extractor, extractor_model)
+            check_duration(duration, video_seconds, f"video {video}")
             results = predictor.predict(feats, query, duration or video_seconds, top_k)
         elif features is None:
             raise ConfigError("--features or --video: say what to predict on")
         elif video_id is not None:
+            if duration is not None:
+                check_duration(duration, store_duration(features, video_id, key_pattern),
+                               f"video {video_id!r} in {features}")
             results = predictor.predict_from_store(features, video_id, query, duration, key_pattern, top_k)
         elif features.suffix == ".npy":
             if duration is None:
                 raise ConfigError("--duration: required with a .npy feature file")
-            results = predictor.predict(np.load(features), query, duration, top_k)
+            arr = np.load(features)
+            check_duration(duration, npy_duration(ckpt, arr), f"{features} ({len(arr)} clips)")
+            results = predictor.predict(arr, query, duration, top_k)
         else:
             raise ConfigError(f"--video-id: required to read a video from feature store {features}")
         for q, windows in zip(query, results):

@@ -51,8 +51,12 @@ def load_config_of(path: str | Path) -> ExperimentConfig:
 
 
 def build_model(cfg: ExperimentConfig) -> Any:
-    """A freshly initialised model for ``cfg`` (from the MODELS registry)."""
+    """A freshly initialised model for ``cfg`` (from the MODELS registry); a feature width left
+    ``auto`` is read from the configured store first (vidlang.engine.dims)."""
+    from vidlang.engine.dims import resolve_feature_dims
     from vidlang.registry import MODELS
+
+    resolve_feature_dims(cfg, require_store=False, only_auto=True)
 
     return MODELS.get(cfg.model_name)(cfg.model)
 

@@ -126,6 +126,43 @@ def validate_section(schema: type, node: Any, prefix: str) -> Any:
         raise ConfigError(f"{_key_of(e, prefix)}: {_msg_of(e)}") from None
 
 
+# (dotted key, lower bound, bound included): numbers that make no sense outside the range are
+# refused when the config is loaded, not by torch minutes later (`--set optim.lr=-5`)
+NUMBER_RANGES: tuple[tuple[str, float, bool], ...] = (
+    ("optim.lr", 0.0, False),
+    ("optim.weight_decay", 0.0, True),
+    ("optim.eps", 0.0, False),
+    ("optim.grad_clip", 0.0, True),
+    ("optim.scheduler.gamma", 0.0, False),
+    ("optim.scheduler.warmup_updates", 0, True),
+    ("optim.scheduler.warmup_init_lr", 0.0, True),
+    ("trainer.max_epochs", 1, True),
+    ("trainer.num_nodes", 1, True),
+    ("trainer.accumulate_grad_batches", 1, True),
+    ("trainer.log_every_n_steps", 1, True),
+    ("eval.every_n_epochs", 1, True),
+)
+
+
+def check_number_ranges(run: RunConfig) -> None:
+    """Each :data:`NUMBER_RANGES` key is a finite number in its range, and ``optim.betas`` lie
+    in [0, 1); else one :class:`ConfigError` naming the key, its value and the range."""
+    import math
+
+    for key, low, inclusive in NUMBER_RANGES:
+        value: Any = run
+        for part in key.split("."):
+            value = getattr(value, part)
+        ok = math.isfinite(value) and (value >= low if inclusive else value > low)
+        if not ok:
+            bound = f">= {low}" if inclusive else f"> {low}"
+            raise ConfigError(f"{key}: must be a finite number {bound}, got {value}")
+    for i, beta in enumerate(run.optim.betas):
+        if not (math.isfinite(beta) and 0.0 <= beta < 1.0):
+            raise ConfigError(f"optim.betas: each must be in [0, 1), got {list(run.optim.betas)} "
+                              f"(betas[{i}] = {beta})")
+
+
 def build_config(raw: DictConfig) -> ExperimentConfig:
     """Validate a merged config into typed sections (errors name the dotted key)."""
     from vidlang.registry import MODELS, PIPELINES
@@ -141,6 +178,7 @@ def build_config(raw: DictConfig) -> ExperimentConfig:
         raise ConfigError(f"model.name: {e}") from None
     rest = {k: v for k, v in raw.items() if k not in ("model", "data")}
     run = validate_section(RunConfig, rest, "")
+    check_number_ranges(run)
     model_fields = {k: v for k, v in model_node.items() if k != "name"}
     model_cfg = validate_section(model_cls.config_class, model_fields, "model")
     data_cfg = validate_section(pipeline_cls.data_config_class, raw.get("data"), "data")

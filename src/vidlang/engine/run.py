@@ -33,6 +33,7 @@ from vidlang.engine.checkpoint import (
     save_pretrained,
 )
 from vidlang.engine.config import save_config
+from vidlang.engine.dims import resolve_feature_dims
 from vidlang.engine.module import VidlangLightningModule
 from vidlang.engine.pipelines.base import TaskPipeline, flatten_metrics, resolve_metric_key
 from vidlang.engine.plots import plot_training_curves
@@ -193,6 +194,7 @@ def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = False,
         raise ConfigError(f"--resume: no training state at {ckpt}")
     if not resume and ckpt.is_file():
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    resolve_feature_dims(cfg, require_store=pipeline is None)  # `auto` widths, before anything is built
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
 
@@ -225,11 +227,14 @@ def to_device(batch: Any, device: torch.device) -> Any:
 
 
 @torch.no_grad()
-def run_eval_outputs(model: Any, pipeline: TaskPipeline, split: str) -> list[Any]:
-    """Every eval step's output over ``split`` (one process)."""
+def run_eval_outputs(model: Any, pipeline: TaskPipeline, split: str, progress: bool = False) -> list[Any]:
+    """Every eval step's output over ``split`` (one process); ``progress``: a bar on stderr."""
+    from vidlang.engine.progress import progress_iter
+
     device = next(iter(model.parameters()), torch.empty(0)).device
     model.eval()
-    return [pipeline.eval_step(model, to_device(b, device)) for b in pipeline.eval_loader(split)]
+    batches = progress_iter(pipeline.eval_loader(split), f"eval {split}", enabled=progress)
+    return [pipeline.eval_step(model, to_device(b, device)) for b in batches]
 
 
 def evaluate(cfg: ExperimentConfig, ckpt: str | Path, *, split: str | None = None,
@@ -245,14 +250,16 @@ def evaluate(cfg: ExperimentConfig, ckpt: str | Path, *, split: str | None = Non
     if model.task != cfg.task:
         raise ConfigError(f"model.name: checkpoint holds a {model.task} model, config is {cfg.task}")
     pipe = pipeline if pipeline is not None else build_pipeline(cfg, model)
-    outputs = run_eval_outputs(model, pipe, split)
+    outputs = run_eval_outputs(model, pipe, split, progress=cfg.trainer.progress_bar)
     metrics = pipe.evaluate(outputs, split)
     info_path = folder / INFO
     info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
-    report = {"split": split, "checkpoint": str(folder), "preset": cfg.eval.preset,
-              "selected_on": info.get("selected_on"), "test_selected": bool(info.get("test_selected")),
-              "metrics": metrics}
     out = Path(out_dir) if out_dir is not None else folder / f"eval_{split}"
+    # eval.preset is a grounding convention; other tasks name theirs in the metric keys
+    preset = {"preset": cfg.eval.preset} if cfg.task == "grounding" else {}
+    report = {"split": split, "checkpoint": str(folder), **preset,
+              "selected_on": info.get("selected_on"), "test_selected": bool(info.get("test_selected")),
+              "out_dir": str(out), "metrics": metrics}
     pipe.write_outputs(outputs, report, split, out)
     return report
 

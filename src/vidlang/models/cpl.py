@@ -36,6 +36,7 @@ from vidlang.models.blocks.gaussian import (
     proposal_boxes,
 )
 from vidlang.models.blocks.transformer import DecoderStack, sinusoidal_positions
+from vidlang.models.feature_dim import dim_mismatch, require_dim
 from vidlang.registry import MODELS
 from vidlang.text.content_words import content_word_weights
 from vidlang.text.vocab import Vocabulary, encode_batch, word_vectors
@@ -47,7 +48,7 @@ log = logging.getLogger(__name__)
 class CPLConfig:
     """Hyperparameters of CPL; defaults are the paper's Charades-STA values (cpl_ccr.md s. 4)."""
 
-    frame_dim: int = 1024          # clip-feature width (I3D on Charades; 500 for ActivityNet C3D)
+    frame_dim: Any = 1024          # clip-feature width (I3D on Charades; 500 for ActivityNet C3D), or "auto"
     num_clips: int = 200           # fixed bins of the video branch
     num_props_clips: int = 50      # clips of the proposal branch (picked from the 200)
     hidden: int = 256
@@ -219,7 +220,8 @@ class CPL(VidlangModel):
     def __init__(self, cfg: CPLConfig) -> None:
         super().__init__(cfg)
         check_choices(cfg, self.choices)
-        check_positive(cfg, ("frame_dim", "num_clips", "num_props_clips", "hidden", "heads", "layers",
+        require_dim(cfg.frame_dim, "frame_dim")
+        check_positive(cfg, ("num_clips", "num_props_clips", "hidden", "heads", "layers",
                              "word_dim", "vocab_size", "max_words", "num_proposals", "eval_mask_samples"))
         if cfg.hidden % cfg.heads:
             raise ConfigError(f"model.hidden: {cfg.hidden} is not divisible by model.heads={cfg.heads}")
@@ -330,7 +332,7 @@ class CPL(VidlangModel):
             raise ConfigError(f"model.num_clips: batch has {feats.shape[1]} clips, expected {cfg.num_clips} "
                               "(features must be resampled per feature_spec())")
         if feats.shape[2] != cfg.frame_dim:
-            raise ConfigError(f"model.frame_dim: batch features are {feats.shape[2]}-d, the model expects {cfg.frame_dim}")
+            raise ConfigError(dim_mismatch("frame_dim", cfg.frame_dim, feats.shape[2]))
         b = feats.shape[0]
         video = torch.cat([feats, self.pred_vec.expand(b, 1, -1)], dim=1)
         frames = self.frame_fc(self.drop(video))[qv]  # [Q, T+1, d]

@@ -33,6 +33,7 @@ from vidlang.models.blocks.proposal_map import (
     cell_index_to_seconds,
     iou_target_map,
 )
+from vidlang.models.feature_dim import dim_mismatch, require_dim
 from vidlang.registry import MODELS
 from vidlang.text.base import TextEncoder
 from vidlang.text.config import TextEncoderConfig, build_text_encoder
@@ -43,7 +44,7 @@ from vidlang.text.finetune import apply_freeze, param_groups_with_multipliers
 class MMNConfig:
     """Hyperparameters of MMN; defaults are the paper's Charades-STA values (``mmn.md``)."""
 
-    input_dim: int = 4096              # clip-feature width (VGG16 fc7 on Charades)
+    input_dim: Any = 4096              # clip-feature width (VGG16 fc7 on Charades), or "auto"
     num_pre_clips: int = 32            # P: segments the raw features are averaged into
     num_clips: int = 16                # N: side of the 2D map
     pooling_counts: list[int] = field(default_factory=lambda: [15])
@@ -100,7 +101,7 @@ def validate_config(cfg: MMNConfig) -> None:
            (cfg.num_pre_clips - cfg.featpool_kernel) // stride + 1 == cfg.num_clips,
            "featpool_kernel", f"{cfg.featpool_kernel} with stride {stride} does not turn "
            f"{cfg.num_pre_clips} segments into {cfg.num_clips} clips")
-    _check(cfg.input_dim >= 1, "input_dim", "must be >= 1")
+    require_dim(cfg.input_dim, "input_dim")
     _check(cfg.conv_algorithm in ALGORITHMS, "conv_algorithm",
            f"unknown {cfg.conv_algorithm!r}; known: {list(ALGORITHMS)}")
     _check(cfg.num_positive >= 1, "num_positive", "must be >= 1")
@@ -277,8 +278,7 @@ class MMN(VidlangModel):
             raise DataError(f"expected feats [B, {self.cfg.num_pre_clips}, D] (set by "
                             f"feature_spec), got {list(feats.shape)}")
         if feats.shape[2] != self.cfg.input_dim:
-            raise ConfigError(f"model.input_dim: is {self.cfg.input_dim} but the features are "
-                              f"{feats.shape[2]}-d")
+            raise ConfigError(dim_mismatch("input_dim", self.cfg.input_dim, feats.shape[2]))
         clips = self.featpool(feats)
         map2d = self.map2d(clips)
         sent = self.encode_text(batch["queries"]).to(feats.device)

@@ -48,6 +48,7 @@ from vidlang.models.blocks.token_sim import (
     normalise_weights,
     token_wise_similarity,
 )
+from vidlang.models.feature_dim import dim_mismatch, require_dim
 from vidlang.models.multilevel import MultiLevelAlignment, MultiLevelConfig
 from vidlang.registry import MODELS, Registry
 from vidlang.text.base import TextEncoder, TextEncoding
@@ -59,7 +60,7 @@ from vidlang.text.finetune import param_groups_with_multipliers
 class DualEncoderConfig:
     """Hyperparameters of the dual encoder (and DMAE, which only changes defaults)."""
 
-    video_dim: int = 512  # width D of the input clip features
+    video_dim: Any = 512  # width D of the input clip features, or "auto" (from the store)
     embed_dim: int = 256  # shared embedding width
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)  # encoder, lr_mult ...
     train_text_encoder: bool = False  # False: frozen for good (outputs cached per string);
@@ -217,7 +218,7 @@ class DualEncoder(VidlangModel):
             raise ConfigError(f"model.twm_unit={cfg.twm_unit!r}: expected one of {sorted(TWM_UNITS)}")
         self._twm = TWM_UNITS[cfg.twm_unit]
         self._text_cache: _TextCache | None = None
-        self.video_proj = nn.Linear(cfg.video_dim, cfg.embed_dim)
+        self.video_proj = nn.Linear(require_dim(cfg.video_dim, "video_dim"), cfg.embed_dim)
         self.text_proj = nn.Linear(self.text_encoder.dim, cfg.embed_dim)
         self.temporal = TEMPORAL_MODULES.get(cfg.temporal)(
             cfg.embed_dim, cfg.temporal_layers, cfg.temporal_heads, cfg.max_clips)
@@ -265,8 +266,7 @@ class DualEncoder(VidlangModel):
         """Contextual clip embeddings and the meanP video vector (CLIP4Clip: normalise the
         clips, masked mean, re-normalise)."""
         if feats.shape[-1] != self.cfg.video_dim:
-            raise ConfigError(f"model.video_dim={self.cfg.video_dim} but the features are "
-                              f"{feats.shape[-1]}-dimensional")
+            raise ConfigError(dim_mismatch("video_dim", self.cfg.video_dim, feats.shape[-1]))
         if not bool(mask.any(dim=1).all()):
             raise DataError("a video in the batch has no valid clip")
         mask = mask.bool()

@@ -6,9 +6,11 @@ config can swap MiniLM, any Hugging Face encoder or word embeddings without touc
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -59,3 +61,26 @@ class TextEncoder(nn.Module, ABC):
         for b in self.buffers():
             return b.device
         return torch.device("cpu")
+
+
+_TRUNCATION_WARNED: set[str] = set()
+
+
+def warn_if_truncated(texts: Sequence[str], tokenizer: Any, max_length: int, encoder: str) -> int:
+    """Log one warning per text longer than the encoder's ``max_length`` tokens (the encoders
+    truncate it); the number of such texts. A text of at most ``max_length - 2`` characters
+    cannot be over the limit, so only longer ones are tokenised a second time."""
+    long = [t for t in texts if len(t) + 2 > max_length]
+    if not long:
+        return 0
+    count = 0
+    for text, ids in zip(long, tokenizer(long, truncation=False, verbose=False)["input_ids"]):
+        if len(ids) <= max_length:
+            continue
+        count += 1
+        if text not in _TRUNCATION_WARNED and len(_TRUNCATION_WARNED) < 1000:
+            _TRUNCATION_WARNED.add(text)
+            logging.getLogger("vidlang.text").warning(
+                "text truncated to the %s text encoder's limit of %d tokens (it has %d): %.60r...",
+                encoder, max_length, len(ids), text)
+    return count

@@ -18,7 +18,7 @@ import torch
 
 from vidlang.errors import ConfigError
 from vidlang.registry import TEXT_ENCODERS
-from vidlang.text.base import TextEncoder, TextEncoding
+from vidlang.text.base import TextEncoder, TextEncoding, warn_if_truncated
 from vidlang.text.config import TextEncoderConfig
 
 
@@ -55,6 +55,7 @@ class ClipTextEncoder(TextEncoder):
         self.padding = "max_length" if "siglip" in type(full).__name__.lower() else True
 
     def forward(self, texts: Sequence[str]) -> TextEncoding:
+        warn_if_truncated(list(texts), self.tokenizer, self.max_length, "clip")
         enc = self.tokenizer(list(texts), padding=self.padding, truncation=True, max_length=self.max_length,
                              return_tensors="pt")
         ids = enc["input_ids"].to(self.device)

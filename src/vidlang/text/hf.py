@@ -18,7 +18,7 @@ import torch
 
 from vidlang.errors import ConfigError
 from vidlang.registry import TEXT_ENCODERS
-from vidlang.text.base import TextEncoder, TextEncoding
+from vidlang.text.base import TextEncoder, TextEncoding, warn_if_truncated
 from vidlang.text.config import TextEncoderConfig
 from vidlang.text.pooling import get_pooling
 
@@ -65,8 +65,10 @@ class HFTextEncoder(TextEncoder):
         self.dim = int(self.model.config.hidden_size)
         limit = getattr(self.model.config, "max_position_embeddings", None) or 512
         self.max_length = min(cfg.max_length or limit, limit)
+        self.label = cfg.name if cfg.name != "hf" else str(cfg.path).rstrip("/").split("/")[-1]
 
     def forward(self, texts: Sequence[str]) -> TextEncoding:
+        warn_if_truncated(list(texts), self.tokenizer, self.max_length, self.label)
         enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
                              return_tensors="pt")
         ids = enc["input_ids"].to(self.device)

@@ -71,8 +71,13 @@ def _check_split(split: str, meta: dict[str, Any]) -> None:
 
 
 def _root(root: str | Path | None) -> Path:
+    """``data.root`` of the synthvl dataset; a folder without meta.json is an error naming the
+    key and the fix (the default root ``synthvl_data`` rarely exists in the current folder)."""
     if root is None:
         raise ConfigError("data.root: the synthvl dataset needs the folder written by `vidlang synth`")
+    if not (Path(root) / META_FILE).is_file():
+        raise ConfigError(f"data.root: {root} is not a SynthVL folder (no {META_FILE}); write one with "
+                          f"`vidlang synth --preset tiny --out DIR` and pass --set data.root=DIR")
     return Path(root)
 
 

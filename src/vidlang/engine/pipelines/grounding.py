@@ -130,6 +130,9 @@ def load_records(data: DataConfig, split: str) -> tuple[list[GroundingRecord], A
         raise ConfigError(f"data.dataset: {e}") from None
     if not records:
         raise DataError(f"split {split!r} of dataset {data.dataset!r} has no records", data.root)
+    from vidlang.data.checks import require_clean_queries
+
+    require_clean_queries(records, getattr(report, "source", None) or str(data.root), split)
     return list(records), report
 
 

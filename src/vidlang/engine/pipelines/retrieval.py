@@ -14,6 +14,7 @@ v2t R@1/5/10, MdR, MnR; average tie ranks; multi-caption v2t mode ``v2t_mode``).
 
 from __future__ import annotations
 
+import logging
 import math
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -40,6 +41,8 @@ TEXT_KINDS = ("captions", "paragraphs")
 TRAIN_CAPTIONS = ("random", "all")
 V2T_MODES = ("groups", "best")
 RANK_KS = (1, 5, 10)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -69,18 +72,26 @@ def load_entries(data: RetrievalDataConfig, split: str) -> list[RetrievalEntry]:
     """The split's videos with their texts, through the dataset catalog."""
     from vidlang.data import catalog
 
+    listed = 0
     if data.text_kind == "paragraphs":
         paragraphs, _ = catalog.load_paragraphs(data.dataset, split, data.root or None)
         entries = [RetrievalEntry(p.video_id, float(p.duration), (p.text(data.paragraph_sep),),
                                   tuple(p.sentences), tuple(p.windows)) for p in paragraphs]
     else:
         captions, _ = catalog.load_captions(data.dataset, split, data.root or None)
+        listed = len(captions)
         entries = [RetrievalEntry(c.video_id, math.nan if c.duration is None else float(c.duration),
                                   tuple(c.captions))
                    for c in captions if c.captions]
     if not entries:
-        raise DataError(f"split {split!r} of dataset {data.dataset!r} has no {data.text_kind}",
+        from vidlang.data.checks import NO_CAPTIONS_NOTE
+
+        why = f": {listed} videos listed, none with a caption; {NO_CAPTIONS_NOTE}" if listed else ""
+        raise DataError(f"split {split!r} of dataset {data.dataset!r} has no {data.text_kind}{why}",
                         data.root or None)
+    if listed > len(entries):
+        log.warning("split %r of %r: %d of %d videos have no caption and are left out", split,
+                    data.dataset, listed - len(entries), listed)
     return entries
 
 
