@@ -6,7 +6,6 @@ Video files and thumbnails are looked up by id in the table built at start-up
 (:func:`vidlang.serve.media.register_videos`): no part of a request becomes a path.
 """
 
-from __future__ import annotations
 
 import logging
 from importlib import resources
@@ -126,9 +125,14 @@ def create_app(collection: Collection) -> Any:
     @app.middleware("http")
     async def _headers(request: Request, call_next: Any) -> Any:
         response = await call_next(request)
-        if response.status_code == 416:  # Starlette's range refusal has an empty body
-            refused = error(416, "Range: not satisfiable for this file (see Content-Range for its size)")
-            refused.headers["Content-Range"] = response.headers.get("content-range", "")
+        if response.status_code >= 400 and response.headers.get("content-type", "").startswith("text/plain"):
+            # Starlette's own refusals (a Range it cannot serve) come as plain text: make them JSON
+            body = b"".join([chunk async for chunk in response.body_iterator]).decode(errors="replace")
+            message = body.strip() or ("Range: not satisfiable for this file (its size is in Content-Range)"
+                                       if response.status_code == 416 else "refused")
+            refused = error(response.status_code, message)
+            if "content-range" in response.headers:
+                refused.headers["Content-Range"] = response.headers["content-range"]
             response = refused
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         if response.headers.get("content-type", "").startswith("text/html") and request.url.path == "/":
