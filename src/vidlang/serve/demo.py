@@ -4,7 +4,7 @@ it, an index of every video, and a WebM copy of each video that browsers play.
 
 Every step is skipped when its output exists, so a second ``make serve`` starts at once.
 The models are trained on the train split and the index holds all splits: this is a demo of
-the service, not an evaluation (docs/results.md has the held-out numbers).
+the service, not an evaluation (docs/serve.md gives the held-out figures of the demo models).
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ def build_demo_collection(out: str | Path, n_videos: int = 60, seed: int = 0, pr
         say(f"rendering {n_videos} SynthVL-video videos -> {paths.data}")
         settings = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in video)}
         render_synthvl_video(paths.data, preset, seed, n_videos=n_videos, **settings)
+        sentence_captions(paths.data)
     entries = list_videos([paths.data / "videos"])
     if not paths.features.is_file() or _missing(paths.features, [e.vid for e in entries]):
         say(f"extracting basic features -> {paths.features}")
@@ -92,6 +93,21 @@ def build_demo_collection(out: str | Path, n_videos: int = 60, seed: int = 0, pr
             transcode_for_web(entry.path, target)
     say(f"demo collection ready: {paths.root}")
     return paths
+
+
+def sentence_captions(data: Path) -> None:
+    """Make every event sentence a caption of its video too (``videos_{split}.jsonl``), so the
+    retrieval model learns what the service is asked: one sentence -> the video it happens in
+    (SynthVL-video's own caption is the whole paragraph)."""
+    import json
+
+    for split in ("train", "val", "test"):
+        path = data / f"videos_{split}.jsonl"
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        for row in rows:
+            sentences = list(row["paragraph"]["sentences"])
+            row["captions"] = sentences + [c for c in row["captions"] if c not in sentences]
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
 
 def _missing(features: Path, ids: list[str]) -> bool:
