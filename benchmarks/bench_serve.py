@@ -9,8 +9,8 @@ once), then, in this process:
    ``--concurrency`` open at a time), bounded by ``--max-seconds`` (requests still running
    then are cancelled and counted as errors, so the run always stops by itself).
 
-Each search is ``/api/search?q=...&k=10`` with moments (a retrieval query + one batched MMN
-pass over the 10 videos). Queries cycle through the collection's own sentences. Prints errors
+Each search is ``/api/search?q=...&k=10&moments=3`` (a retrieval query + one batched MMN pass
+over the 10 videos; ``--moments 0``: retrieval only). Queries cycle through the collection's own sentences. Prints errors
 (non-200, timeouts, answers that differ from the sequential answer to the same query), p50 /
 p99 latency, requests/s, and the load/baseline throughput ratio.
 
@@ -101,17 +101,19 @@ def summarise(name: str, latencies: list[float], errors: int, wall: float, n: in
     return row
 
 
-def baseline(base: str, queries: list[str], n: int) -> tuple[dict[str, float], dict[str, list[str]]]:
+def baseline(base: str, queries: list[str], n: int, moments: int) -> tuple[dict[str, float], dict[str, list[str]]]:
     import httpx
 
     answers: dict[str, list[str]] = {}
     latencies, errors = [], 0
-    started = time.perf_counter()
-    with httpx.Client(timeout=60) as client:
+    with httpx.Client(timeout=120) as client:
+        for q in queries[:3]:  # warm-up, not timed (first calls of torch kernels and tokenizers)
+            client.get(base + "/api/search", params={"q": q, "k": 10, "moments": moments})
+        started = time.perf_counter()
         for i in range(n):
             q = queries[i % len(queries)]
             t = time.perf_counter()
-            r = client.get(base + "/api/search", params={"q": q, "k": 10})
+            r = client.get(base + "/api/search", params={"q": q, "k": 10, "moments": moments})
             latencies.append(time.perf_counter() - t)
             if r.status_code != 200:
                 errors += 1
@@ -121,7 +123,7 @@ def baseline(base: str, queries: list[str], n: int) -> tuple[dict[str, float], d
 
 
 async def load(base: str, queries: list[str], n: int, concurrency: int, max_seconds: float,
-               expected: dict[str, list[str]]) -> tuple[dict[str, float], dict[str, int]]:
+               expected: dict[str, list[str]], moments: int) -> tuple[dict[str, float], dict[str, int]]:
     import httpx
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -133,7 +135,7 @@ async def load(base: str, queries: list[str], n: int, concurrency: int, max_seco
             q = queries[i % len(queries)]
             t = time.perf_counter()
             try:
-                r = await client.get(base + "/api/search", params={"q": q, "k": 10})
+                r = await client.get(base + "/api/search", params={"q": q, "k": 10, "moments": moments})
             except httpx.HTTPError:
                 kinds["timeout_or_connection"] += 1
                 return
@@ -162,6 +164,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=1000, help="Most connections open at once.")
     ap.add_argument("--sequential", type=int, default=50)
     ap.add_argument("--max-seconds", type=float, default=300.0, help="Hard bound of the load phase.")
+    ap.add_argument("--moments", type=int, default=3, help="Moments per result (0: retrieval only).")
     ap.add_argument("--quick", action="store_true", help="200 requests, 20 sequential (for `make bench`).")
     args = ap.parse_args()
     if args.quick:
@@ -177,16 +180,19 @@ def main() -> None:
         ready = wait_ready(base, proc)
         with open(paths.index / "ids.json") as f:
             size = len(json.load(f))
-        print(f"vidlang serve on {base}: {size} videos, {len(queries)} distinct queries, k=10 with moments; "
-              f"ready in {ready:.1f} s; OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, {os.cpu_count()} CPUs")
+        print(f"vidlang serve on {base}: {size} videos, {len(queries)} distinct queries, k=10, "
+              f"{args.moments} moments each; ready in {ready:.1f} s; OMP_NUM_THREADS="
+              f"{os.environ['OMP_NUM_THREADS']}, {os.cpu_count()} CPUs, load average before "
+              f"{os.getloadavg()[0]:.1f}")
         print(f"{'phase':<28} {'requests':>8} {'errors':>7} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9} "
               f"{'req/s':>9} {'wall s':>8}")
-        seq, answers = baseline(base, queries, args.sequential)
-        heavy, kinds = asyncio.run(load(base, queries, args.requests, args.concurrency, args.max_seconds, answers))
+        seq, answers = baseline(base, queries, args.sequential, args.moments)
+        heavy, kinds = asyncio.run(load(base, queries, args.requests, args.concurrency, args.max_seconds, answers,
+                                        args.moments))
         print(f"errors by kind: {kinds}")
         print(f"throughput under load / one sequential client: {heavy['req_per_s'] / seq['req_per_s']:.2f}x")
         alive = proc.poll() is None
-        print(f"server still up after the load: {alive}")
+        print(f"server still up after the load: {alive}; load average after {os.getloadavg()[0]:.1f}")
         if heavy["errors"] or not alive:
             raise SystemExit(1)
     finally:
