@@ -240,3 +240,41 @@ def test_cli_help_and_missing_index(tmp_path) -> None:
     done = subprocess.run([exe, "serve", str(tmp_path / "nope")], capture_output=True, text=True)
     assert done.returncode == 2 and "not a vidlang video index" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_cli_serves_the_collection(serve_demo) -> None:
+    """`vidlang serve` through the installed entry point: a real uvicorn on a free port."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from serve_support import free_port
+
+    port = free_port()
+    exe = Path(sys.executable).parent / "vidlang"
+    proc = subprocess.Popen([exe, "serve", str(serve_demo.index), "--grounding-ckpt", str(serve_demo.grounding),
+                             "--videos", str(serve_demo.web), "--port", str(port), "--log-level", "warning"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            try:
+                health = httpx.get(base + "/healthz", timeout=2)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "vidlang serve did not answer within 180 s"
+                time.sleep(0.3)
+        assert health.json()["grounding"] is True
+        found = httpx.get(base + "/api/search", params={"q": QUERY, "k": 2}, timeout=60).json()["results"]
+        assert len(found) == 2 and all(len(r["moments"]) == 3 for r in found)
+        part = httpx.get(base + found[0]["video_url"], headers={"Range": "bytes=0-9"}, timeout=10)
+        assert part.status_code == 206 and len(part.content) == 10
+    finally:
+        proc.terminate()
+        out, _err = proc.communicate(timeout=30)
+    ids = json.loads((serve_demo.index / "ids.json").read_text())
+    assert f"loaded {len(ids)} videos ({len(ids)} with a playable file, 0 refused)" in out
