@@ -40,11 +40,17 @@ class GroundingPredictor(_BasePredictor):
         feats, seconds = features_for_checkpoint(self.ckpt, video, extractor)
         return self.predict(feats, queries, seconds, top_k)
 
-    @torch.no_grad()
     def predict_many(self, videos: Sequence[tuple[np.ndarray, float]], query: str,
                      top_k: int | None = None) -> list[list[list[float]]]:
         """One query on several videos (``(features [T, D], duration_s)`` each) in one batch:
         per video, its windows ``[start_s, end_s, score]`` ranked best first."""
+        return self.predict_pairs([(feats, duration, query) for feats, duration in videos], top_k)
+
+    @torch.no_grad()
+    def predict_pairs(self, pairs: Sequence[tuple[np.ndarray, float, str]],
+                      top_k: int | None = None) -> list[list[list[float]]]:
+        """Several (video features, duration_s, query) pairs in one batch (what a service
+        does with the searches that arrive together): per pair, its ranked windows."""
         from vidlang.data.records import GroundingRecord
         from vidlang.engine.pipelines.grounding import (
             GroundingItem,
@@ -53,22 +59,22 @@ class GroundingPredictor(_BasePredictor):
         )
         from vidlang.engine.run import to_device
 
-        if not isinstance(query, str) or not query.strip():
-            raise DataError("the query must be a non-empty string")
-        if not videos:
+        if not pairs:
             return []
         spec = self.model.feature_spec()
         items = []
-        for i, (feats, duration) in enumerate(videos):
+        for i, (feats, duration, query) in enumerate(pairs):
+            if not isinstance(query, str) or not query.strip():
+                raise DataError(f"the query of pair {i} must be a non-empty string")
             if not duration or duration <= 0:
-                raise DataError(f"duration must be > 0 seconds, got {duration} for video {i}")
+                raise DataError(f"duration must be > 0 seconds, got {duration} for pair {i}")
             record = GroundingRecord(qid=str(i), video_id=f"v{i}", duration=float(duration), query=query, windows=())
             items.append(GroundingItem(f"v{i}", prepare_features(np.asarray(feats), spec, f"v{i}"),
                                        float(duration), [record]))
         preds = {str(p["qid"]): p["pred_relevant_windows"]
                  for p in self.model.predict(to_device(collate_grounding(items), self.device))}
         out = []
-        for i in range(len(videos)):
+        for i in range(len(pairs)):
             windows = [[float(x) for x in w] for w in preds[str(i)]]
             out.append(windows[:top_k] if top_k else windows)
         return out

@@ -25,6 +25,24 @@ class ServeSettings:
     #: windows drawn on a video's timeline strip in the page
     timeline_windows: int = 10
     thumbnail_cache: int = 4096
+    #: most searches answered by one model pass (searches that arrive while the model is busy
+    #: wait and are then run together; a lone search runs at once, alone)
+    max_batch: int = 16
+    #: most (video, query) pairs in one grounding forward pass
+    grounding_chunk: int = 64
+
+
+@dataclass
+class _Search:
+    """One waiting search and, once ``done``, its hits and windows (or its error)."""
+
+    query: str
+    k: int
+    want: int
+    done: threading.Event = field(default_factory=threading.Event)
+    hits: list[Any] = field(default_factory=list)
+    windows: list[list[list[float]]] = field(default_factory=list)
+    error: BaseException | None = None
 
 
 @dataclass
@@ -45,6 +63,8 @@ class Collection:
         # one lock around the models and the feature file: torch inference and h5py reads are
         # serialised; everything else (HTML, streaming, thumbnails) runs concurrently
         self._compute = threading.Lock()
+        self._queue: list[_Search] = []
+        self._queue_lock = threading.Lock()
         self._thumbs: OrderedDict[str, bytes] = OrderedDict()
         self._thumb_lock = threading.Lock()
 
@@ -111,18 +131,27 @@ class Collection:
 
     def search(self, query: str, k: int, moments: int = 3, windows: int = 0) -> list[dict[str, Any]]:
         """Top-``k`` videos for ``query``, each with its metadata, score and (with a grounding
-        model) its ``moments`` best windows; ``windows`` more of them go to ``timeline``."""
-        with self._compute:
-            hits = self.index.search(self.retrieval.embed_text([query]), k)[0]
-            located: list[list[list[float]]] = [[] for _ in hits]
-            want = max(moments, windows)
-            if self.grounding is not None and want > 0:
-                usable = [i for i, h in enumerate(hits) if h.video_id in self.durations]
-                items = [(self._features(hits[i].video_id), self.durations[hits[i].video_id]) for i in usable]
-                for i, wins in zip(usable, self.grounding.predict_many(items, query, top_k=want)):
-                    located[i] = wins
+        model) its ``moments`` best windows; ``windows`` more of them go to ``timeline``.
+
+        Searches that arrive while the model is busy are answered together by the next pass
+        (one text-encoder call, one index search per distinct k, one grounding batch): the
+        same answers, more of them per second under load."""
+        want = max(moments, windows) if self.grounding is not None else 0
+        job = _Search(query, k, want)
+        with self._queue_lock:
+            self._queue.append(job)
+        while not job.done.is_set():
+            with self._compute:
+                if job.done.is_set():
+                    break
+                with self._queue_lock:
+                    batch = self._queue[: self.settings.max_batch]
+                    del self._queue[: len(batch)]
+                self._run(batch)
+        if job.error is not None:
+            raise job.error
         results = []
-        for h, wins in zip(hits, located):
+        for h, wins in zip(job.hits, job.windows):
             row = self.video_info(h.video_id)
             row.update(rank=h.rank + 1, score=round(h.score, 6),
                        moments=[_rounded(w) for w in wins[:moments]])
@@ -130,6 +159,46 @@ class Collection:
                 row["timeline"] = [_rounded(w) for w in wins[:windows]]
             results.append(row)
         return results
+
+    def _run(self, batch: list[_Search]) -> None:
+        """Answer ``batch`` (caller holds the compute lock); a failure is retried search by
+        search so one bad search cannot fail the others."""
+        try:
+            self._answer(batch)
+        except Exception as e:
+            if len(batch) == 1:
+                batch[0].error = e
+            else:
+                for job in batch:
+                    try:
+                        self._answer([job])
+                    except Exception as own:
+                        job.error = own
+        finally:
+            for job in batch:
+                job.done.set()
+
+    def _answer(self, batch: list[_Search]) -> None:
+        vectors = self.retrieval.embed_text([job.query for job in batch])
+        for k in sorted({job.k for job in batch}):
+            rows = [i for i, job in enumerate(batch) if job.k == k]
+            for i, hits in zip(rows, self.index.search(vectors[rows], k)):
+                batch[i].hits = hits
+        pairs: list[tuple[Any, float, str]] = []
+        owners: list[tuple[_Search, int]] = []
+        for job in batch:
+            job.windows = [[] for _ in job.hits]
+            if job.want > 0:
+                for pos, h in enumerate(job.hits):
+                    if h.video_id in self.durations:
+                        pairs.append((self._features(h.video_id), self.durations[h.video_id], job.query))
+                        owners.append((job, pos))
+        step, grounding = self.settings.grounding_chunk, self.grounding
+        for start in range(0, len(pairs), step):
+            assert grounding is not None  # pairs exist only with a grounding model
+            found = grounding.predict_pairs(pairs[start:start + step])
+            for (job, pos), wins in zip(owners[start:start + step], found):
+                job.windows[pos] = wins[: job.want]
 
     def moments(self, video_id: str, query: str, k: int) -> list[list[float]]:
         """The ``k`` best windows for ``query`` in one video."""
