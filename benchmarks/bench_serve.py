@@ -17,6 +17,7 @@ p99 latency, requests/s, and the load/baseline throughput ratio.
     python benchmarks/bench_serve.py                                  # 1000 requests, tiny collection
     python benchmarks/bench_serve.py --collection serve_demo          # on `make serve`'s collection
     python benchmarks/bench_serve.py --quick                          # 200 requests, for `make bench`
+    python benchmarks/bench_serve.py --max-batch 1                    # the server without batching
 
 Without ``--collection`` the tiny collection of the tests (10 SynthVL-video videos, word-level
 dual encoder, small MMN) is built in ``--cache-dir`` first (about half a minute, not timed).
@@ -69,9 +70,10 @@ def sentences(paths) -> list[str]:
     return sorted(set(out))
 
 
-def start_server(paths, port: int) -> subprocess.Popen:
+def start_server(paths, port: int, max_batch: int) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "vidlang.cli.main", "serve", str(paths.index), "--grounding-ckpt",
-           str(paths.grounding), "--videos", str(paths.web), "--port", str(port), "--log-level", "warning"]
+           str(paths.grounding), "--videos", str(paths.web), "--port", str(port), "--log-level", "warning",
+           "--max-batch", str(max_batch)]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -165,6 +167,7 @@ def main() -> None:
     ap.add_argument("--sequential", type=int, default=50)
     ap.add_argument("--max-seconds", type=float, default=300.0, help="Hard bound of the load phase.")
     ap.add_argument("--moments", type=int, default=3, help="Moments per result (0: retrieval only).")
+    ap.add_argument("--max-batch", type=int, default=16, help="The server's --max-batch (1: no batching).")
     ap.add_argument("--quick", action="store_true", help="200 requests, 20 sequential (for `make bench`).")
     args = ap.parse_args()
     if args.quick:
@@ -175,13 +178,13 @@ def main() -> None:
     queries = sentences(paths)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = start_server(paths, port)
+    proc = start_server(paths, port, args.max_batch)
     try:
         ready = wait_ready(base, proc)
         with open(paths.index / "ids.json") as f:
             size = len(json.load(f))
         print(f"vidlang serve on {base}: {size} videos, {len(queries)} distinct queries, k=10, "
-              f"{args.moments} moments each; ready in {ready:.1f} s; OMP_NUM_THREADS="
+              f"{args.moments} moments each, server --max-batch {args.max_batch}; ready in {ready:.1f} s; OMP_NUM_THREADS="
               f"{os.environ['OMP_NUM_THREADS']}, {os.cpu_count()} CPUs, load average before "
               f"{os.getloadavg()[0]:.1f}")
         print(f"{'phase':<28} {'requests':>8} {'errors':>7} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9} "

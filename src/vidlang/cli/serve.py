@@ -20,6 +20,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 exposes the service to the network)."),
     port: int = typer.Option(8000, min=0, max=65535, help="TCP port (0: any free port)."),
     max_query_chars: int = typer.Option(300, min=1, help="Longest accepted query."),
+    max_batch: int = typer.Option(16, min=1, help="Most waiting searches answered by one model pass (1: one at a time)."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Serve a video collection: search by text, play the moment (page at /, API docs at /docs)."""
@@ -28,7 +29,7 @@ def serve(
     from vidlang.serve import Collection, ServeSettings, create_app
 
     collection = Collection.load(index_dir, grounding_ckpt, videos, ckpt, features,
-                                 ServeSettings(max_query_chars=max_query_chars))
+                                 ServeSettings(max_query_chars=max_query_chars, max_batch=max_batch))
     info = collection.summary()
     typer.echo(f"loaded {info['videos']} videos ({info['playable']} with a playable file, "
                f"{info['refused']} refused), model {info['model']}, "
