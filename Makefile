@@ -7,7 +7,7 @@ export OMP_NUM_THREADS ?= 2
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: install demo demo-video test test-latest constraints bench lint clean
+.PHONY: install demo demo-video test test-latest constraints bench lint clean serve
 
 # constraints.txt pins every dependency (loose pins stay in pyproject.toml), so every machine
 # tests the same versions; `make test-latest` tries the newest ones, `make constraints` re-pins.
@@ -27,6 +27,13 @@ demo: install
 # several CPU minutes, so not part of `demo` (docs/video.md)
 demo-video: install
 	$(PY) scripts/run_video_evidence.py --out demo_video_out
+
+# the search page + API over an offline demo collection (docs/serve.md); a few CPU minutes the
+# first time, then it starts at once; SERVE_ARGS="--port 8080" etc.
+SERVE_ARGS ?=
+serve: install
+	$(PY) scripts/build_serve_demo.py --out serve_demo
+	$(VENV)/bin/vidlang serve serve_demo/index --grounding-ckpt serve_demo/mmn --videos serve_demo/web $(SERVE_ARGS)
 
 test: install
 	$(VENV)/bin/ruff check src tests benchmarks
@@ -60,4 +67,4 @@ lint: install
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) $(LATEST) demo_out demo_video_out .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(LATEST) demo_out demo_video_out serve_demo .pytest_cache .ruff_cache .mypy_cache

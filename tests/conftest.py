@@ -35,3 +35,6 @@ def _few_threads() -> None:
         torch.set_num_threads(min(2, os.cpu_count() or 1))
     except ImportError:
         pass
+
+
+from serve_support import serve_demo  # noqa: E402,F401  (session fixture of the serve tests)
