@@ -29,10 +29,15 @@ def register(app: typer.Typer) -> None:
         """Train a model; writes config.yaml, best/ and last/ model folders, logs and curves.png."""
         from vidlang.engine.config import load_config
         from vidlang.engine.run import train
+        from vidlang.errors import TrainingInterrupted
 
         cfg = load_config(config, set_ or [])
         run_dir = out or _default_out(config)
-        result = train(cfg, run_dir, resume=resume)
+        try:
+            result = train(cfg, run_dir, resume=resume)
+        except TrainingInterrupted as e:  # state saved: one line, exit 130 like any Ctrl+C
+            typer.echo(f"interrupted: {e}", err=True)
+            raise typer.Exit(e.exit_code) from None
         typer.echo(f"run folder: {result.out_dir}")
         typer.echo(f"last model: {result.last_dir}")
         if result.best_dir is not None:
@@ -70,8 +75,6 @@ def register(app: typer.Typer) -> None:
         extractor_model: Optional[str] = typer.Option(None, "--extractor-model", help="With --video: checkpoint of the clip extractor."),
     ) -> None:
         """Ranked (start, end, score) windows per query, one JSON line each."""
-        import numpy as np
-
         from vidlang.errors import ConfigError
         from vidlang.predictor import GroundingPredictor
 
@@ -88,7 +91,9 @@ def register(app: typer.Typer) -> None:
         elif features.suffix == ".npy":
             if duration is None:
                 raise ConfigError("--duration: required with a .npy feature file")
-            results = predictor.predict(np.load(features), query, duration, top_k)
+            from vidlang.data.features import load_feature_array
+
+            results = predictor.predict(load_feature_array(features), query, duration, top_k)
         else:
             raise ConfigError(f"--video-id: required to read a video from feature store {features}")
         for q, windows in zip(query, results):
