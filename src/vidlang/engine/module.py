@@ -69,12 +69,10 @@ class VidlangLightningModule(L.LightningModule):
     def on_train_start(self) -> None:
         if self._resume_mid_epoch is None:
             return
-        # Lightning does not call on_train_epoch_start when it resumes inside an epoch: replay
-        # it, the step schedulers' update that followed the save, and the RNG stream
+        # Lightning does not call on_train_epoch_start when it resumes inside an epoch (it does
+        # replay the step schedulers' update that followed the save): replay the hook, the
+        # epoch's running loss sums and the RNG stream
         self.model.on_train_epoch_start(self.train_state())
-        for config in self.trainer.lr_scheduler_configs:
-            if config.interval == "step" and self.trainer.global_step % config.frequency == 0:
-                config.scheduler.step()
         self._loss_sums = {k: v.to(self.device) for k, v in self._resume_mid_epoch["loss_sums"].items()}
         if self._pending_rng is not None:
             restore_rng(self._pending_rng)
