@@ -99,7 +99,7 @@ def test_retrieval_metrics_refuse_inf_like_nan(tmp_path: Path) -> None:
                    "1 non-finite value(s), first inf at row 1, column 2")
     sim[1, 2] = np.nan
     np.save(tmp_path / "nan.npy", sim)
-    one_line_error(vidlang("evaluate", "retrieval", "--sim", str(tmp_path / "nan.npy")), "first nan at row 1")
+    one_line_error(vidlang("evaluate", "retrieval", "--sim", str(tmp_path / "nan.npy")), "first NaN at row 1, column 2")
 
 
 @pytest.mark.parametrize("kind", ["truncated", "garbage", "empty"])

@@ -140,7 +140,7 @@ def _check_finite(matrix: np.ndarray, what: str) -> None:
     if np.issubdtype(matrix.dtype, np.number) and not np.isfinite(matrix).all():
         bad = ~np.isfinite(matrix)
         row, col = np.argwhere(bad)[0]
-        value = matrix[row, col]
+        value = "NaN" if np.isnan(matrix[row, col]) else str(matrix[row, col])
         raise DataError(f"{what} holds {int(bad.sum())} non-finite value(s), first {value} at row "
                         f"{row}, column {col}")
 
