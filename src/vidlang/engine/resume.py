@@ -197,7 +197,7 @@ class TrainingState(Checkpoint):
     def save(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch, step = trainer.current_epoch + 1, trainer.global_step
         check_finite_weights(pl_module, f"{self.path} (epoch {epoch}, step {step})")
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)  # the full state, not just weights
         self.saved_at = (epoch, step)
         rank_zero_info(f"saved training state: {self.path} (epoch {epoch}, step {step})")
 
