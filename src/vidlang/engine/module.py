@@ -165,7 +165,9 @@ class VidlangLightningModule(L.LightningModule):
     # ---- checkpoints --------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[RNG_KEY] = capture_rng()
-        done = int(self.trainer.fit_loop.epoch_loop.batch_progress.current.processed)
+        from vidlang.engine.resume import batches_done_in_epoch
+
+        done = batches_done_in_epoch(self.trainer)
         mid_epoch = done < self.trainer.num_training_batches
         checkpoint[POSITION_KEY] = {
             "epoch": self.current_epoch, "batches_done": done if mid_epoch else 0,

@@ -107,6 +107,11 @@ def check_training_state(path: str | Path) -> None:
                         path)
 
 
+def batches_done_in_epoch(trainer: L.Trainer) -> int:
+    """Training batches of the current epoch whose step has run (Lightning's progress)."""
+    return int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)  # type: ignore[attr-defined]
+
+
 class StopRequest:
     """Turns SIGINT / SIGTERM into a request the training loop honours at the next step
     boundary (after saving); a second signal stops at once. A no-op outside the main thread."""
@@ -178,7 +183,7 @@ class TrainingState(Checkpoint):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
-        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        done = batches_done_in_epoch(trainer)
         if done >= trainer.num_training_batches or done % trainer.accumulate_grad_batches:
             return  # last batch (the epoch-end save follows) or inside an accumulation
         periodic = self.every_n_steps > 0 and trainer.global_step % self.every_n_steps == 0
