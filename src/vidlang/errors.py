@@ -32,3 +32,14 @@ class ConfigError(VidlangError):
 
 class RegistryError(VidlangError):
     """A name that is not registered (model, dataset, loss, encoder, reader ...)."""
+
+
+class NonFiniteError(VidlangError):
+    """A NaN or infinite number where a model needs finite ones (a training loss, weights about
+    to be saved); names where it was found."""
+
+
+class TrainingInterrupted(VidlangError):
+    """Training stopped on SIGINT / SIGTERM after saving its resumable state; the CLI exits 130."""
+
+    exit_code = 130

@@ -158,9 +158,6 @@ def _examples(model_dir: Path, data_dir: Path, console: Any, count: int = 3) -> 
 def _timeline(data_dir: Path, predictions: Path, png: Path, videos: int = 4,
               queries_per_video: int = 3) -> Path:
     """One panel per test video: each query's GT window and its top-3 predicted windows."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from vidlang.data.records import iter_jsonl
@@ -170,29 +167,57 @@ def _timeline(data_dir: Path, predictions: Path, png: Path, videos: int = 4,
     by_video: dict[str, list[Any]] = {}
     for record in load(data_dir, "test").grounding:
         by_video.setdefault(record.video_id, []).append(record)
-    chosen = list(by_video.items())[:videos]
-    fig, axes = plt.subplots(len(chosen), 1, figsize=(10, 2.2 * len(chosen)), squeeze=False)
-    for ax, (video_id, records) in zip(axes[:, 0], chosen):
-        records = records[:queries_per_video]
-        for row, record in enumerate(records):
-            y = len(records) - 1 - row
-            for s, e in record.windows:
-                ax.barh(y + 0.18, e - s, left=s, height=0.3, color="tab:green",
-                        label="ground truth" if row == 0 else None)
-            for rank, (s, e, _score) in enumerate(preds.get(record.qid, [])[:3]):
-                ax.barh(y - 0.18, e - s, left=s, height=0.3, color="tab:orange",
-                        alpha=[0.9, 0.45, 0.2][rank],
-                        label=f"prediction #{rank + 1}" if row == 0 else None)
-        ax.set_yticks(range(len(records)))
-        ax.set_yticklabels([_short(r.query) for r in reversed(records)], fontsize=7)
-        ax.set_xlim(0, records[0].duration)
-        ax.set_title(f"{video_id} ({records[0].duration:.1f} s)", fontsize=9)
-    axes[-1, 0].set_xlabel("seconds")
-    axes[0, 0].legend(loc="upper right", fontsize=7, ncol=4)
-    fig.tight_layout()
-    fig.savefig(png, dpi=110, bbox_inches="tight")  # keep long query labels whole
+    panels = [(video_id, records[0].duration,
+               [(r.query, list(r.windows), preds.get(r.qid, [])[:3]) for r in records[:queries_per_video]])
+              for video_id, records in list(by_video.items())[:videos]]
+    fig = timeline_figure(panels)
+    fig.savefig(png, dpi=110, bbox_inches="tight")  # keep long query labels and the legend whole
     plt.close(fig)
     return png
+
+
+TimelineQuery = tuple[str, list[Any], list[Any]]  # query, GT windows, ranked [start, end, score]
+
+
+def timeline_figure(panels: list[tuple[str, float, list[TimelineQuery]]]) -> Any:
+    """The timeline: per video a panel, per query a ground-truth lane and one lane per predicted
+    rank (so predictions never cover each other), each prediction labelled with its score; the
+    legend sits above the panels, outside every plotting area."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    colours = {"gt": "tab:green", 0: "tab:orange", 1: "tab:blue", 2: "tab:purple"}
+    lanes = 4  # GT + 3 ranks
+    height = sum(0.28 * (lanes + 1) * len(queries) + 0.7 for _, _, queries in panels)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, height), squeeze=False)
+    for ax, (video_id, duration, queries) in zip(axes[:, 0], panels):
+        ticks, labels = [], []
+        for row, (query, gt, ranked) in enumerate(queries):
+            base = (len(queries) - 1 - row) * (lanes + 1)
+            for s, e in gt:
+                ax.barh(base + lanes - 1, e - s, left=s, height=0.8, color=colours["gt"])
+            for rank, (s, e, score) in enumerate(ranked[:3]):
+                y = base + lanes - 2 - rank
+                ax.barh(y, e - s, left=s, height=0.8, color=colours[rank])
+                ax.text(min(e, duration) - 0.01 * duration, y, f"#{rank + 1} {score:.3g}", ha="right",
+                        va="center", fontsize=6, color="white", fontweight="bold", clip_on=True)
+            ticks.append(base + (lanes - 1) / 2)
+            labels.append(_short(query))
+        ax.set_yticks(ticks)
+        ax.set_yticklabels(labels, fontsize=7)
+        ax.set_ylim(-1, len(queries) * (lanes + 1) - 1)
+        ax.set_xlim(0, duration)
+        ax.set_title(f"{video_id} ({duration:.1f} s)", fontsize=9)
+    axes[-1, 0].set_xlabel("seconds")
+    handles = [Patch(color=colours["gt"], label="ground truth")] + [
+        Patch(color=colours[r], label=f"prediction #{r + 1} (score on the bar)") for r in range(3)]
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, fontsize=7,
+               frameon=False)
+    fig.tight_layout()
+    return fig
 
 
 def _short_key(key: str) -> str:

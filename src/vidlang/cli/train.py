@@ -80,10 +80,15 @@ def register(app: typer.Typer) -> None:
         """Train a model; writes config.yaml, best/ and last/ model folders, logs and curves.png."""
         from vidlang.engine.config import load_config
         from vidlang.engine.run import train
+        from vidlang.errors import TrainingInterrupted
 
         cfg = load_config(config, set_ or [])
         run_dir = out or _default_out(config)
-        result = train(cfg, run_dir, resume=resume)
+        try:
+            result = train(cfg, run_dir, resume=resume)
+        except TrainingInterrupted as e:  # state saved: one line, exit 130 like any Ctrl+C
+            typer.echo(f"interrupted: {e}", err=True)
+            raise typer.Exit(e.exit_code) from None
         typer.echo(f"run folder: {result.out_dir}")
         typer.echo(f"last model: {result.last_dir}")
         if result.best_dir is not None:
@@ -123,8 +128,6 @@ def register(app: typer.Typer) -> None:
         extractor_model: Optional[str] = typer.Option(None, "--extractor-model", help="With --video: checkpoint of the clip extractor."),
     ) -> None:
         """Ranked (start, end, score) windows per query, one JSON line each."""
-        import numpy as np
-
         from vidlang.errors import ConfigError
         from vidlang.predictor import GroundingPredictor
 
@@ -145,7 +148,9 @@ def register(app: typer.Typer) -> None:
         elif features.suffix == ".npy":
             if duration is None:
                 raise ConfigError("--duration: required with a .npy feature file")
-            arr = np.load(features)
+            from vidlang.data.features import load_feature_array
+
+            arr = load_feature_array(features)
             check_duration(duration, npy_duration(ckpt, arr), f"{features} ({len(arr)} clips)")
             results = predictor.predict(arr, query, duration, top_k)
         else:

@@ -17,7 +17,7 @@ from safetensors.torch import save_model as _st_save
 
 from vidlang.engine.config import build_config, load_raw_config, save_config
 from vidlang.engine.schema import ExperimentConfig
-from vidlang.errors import ConfigError
+from vidlang.errors import ConfigError, DataError
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.yaml"
@@ -26,14 +26,37 @@ INFO = "info.json"
 
 def save_pretrained(model: torch.nn.Module, cfg: ExperimentConfig, path: str | Path,
                     info: dict[str, Any] | None = None) -> Path:
-    """Write weights, the resolved config and optional ``info.json`` into folder ``path``."""
+    """Write weights, the resolved config and optional ``info.json`` into folder ``path``.
+
+    Refuses weights holding NaN/inf (:class:`~vidlang.errors.NonFiniteError`); each file is
+    written to a temporary name and renamed, so a kill never leaves a half-written file.
+    """
+    from vidlang.engine.resume import atomic_write, check_finite_weights
+
     out = Path(path)
+    check_finite_weights(model, str(out))
     out.mkdir(parents=True, exist_ok=True)
-    _st_save(model, str(out / WEIGHTS), metadata={"vidlang_model": cfg.model_name})
-    save_config(cfg, out / CONFIG)
+    atomic_write(out / WEIGHTS, lambda tmp: _st_save(model, str(tmp),
+                                                      metadata={"vidlang_model": cfg.model_name}))
+    atomic_write(out / CONFIG, lambda tmp: save_config(cfg, tmp))
     if info is not None:
-        (out / INFO).write_text(json.dumps(info, indent=2), encoding="utf-8")
+        atomic_write(out / INFO, lambda tmp: tmp.write_text(json.dumps(info, indent=2), encoding="utf-8"))
     return out
+
+
+def _load_weights(model: torch.nn.Module, file: Path, device: str) -> tuple[list[str], list[str]]:
+    """``safetensors.torch.load_model`` with an unreadable file (empty, truncated, not
+    safetensors) turned into one :class:`DataError` naming it."""
+    from safetensors import SafetensorError
+
+    try:
+        missing, unexpected = _st_load(model, str(file), strict=False, device=device)
+    except (SafetensorError, OSError, ValueError) as e:
+        size = file.stat().st_size if file.is_file() else 0
+        what = "the file is empty" if size == 0 else f"truncated or not a safetensors file ({e})"
+        raise DataError(f"cannot read model weights: {what}; re-export or re-train this model folder",
+                        file) from None
+    return list(missing), list(unexpected)
 
 
 def resolve_model_dir(path: str | Path) -> Path:
@@ -66,7 +89,7 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> An
     folder = resolve_model_dir(path)
     cfg = build_config(load_raw_config(folder / CONFIG))
     model = build_model(cfg)
-    missing, unexpected = _st_load(model, str(folder / WEIGHTS), strict=False, device=str(map_location))
+    missing, unexpected = _load_weights(model, folder / WEIGHTS, str(map_location))
     if missing or unexpected:
         raise ConfigError(f"{folder / WEIGHTS}: weights do not fit {cfg.model_name}: "
                           f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")

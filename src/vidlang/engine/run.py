@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,12 +36,21 @@ from vidlang.engine.checkpoint import (
 from vidlang.engine.config import save_config
 from vidlang.engine.dims import resolve_feature_dims
 from vidlang.engine.module import VidlangLightningModule
+from vidlang.engine.paths import with_absolute_paths
 from vidlang.engine.pipelines.base import TaskPipeline, flatten_metrics, resolve_metric_key
 from vidlang.engine.plots import plot_training_curves
+from vidlang.engine.resume import (
+    LAST_CKPT,
+    AtomicCheckpointIO,
+    StopNow,
+    StopRequest,
+    TrainingState,
+    check_training_state,
+    interrupted,
+    remove_stale_temporaries,
+)
 from vidlang.engine.schema import ExperimentConfig
 from vidlang.errors import ConfigError, VidlangError
-
-LAST_CKPT = Path("checkpoints") / "last.ckpt"
 
 
 @dataclass
@@ -145,7 +155,6 @@ def _next_csv_version(out: Path) -> str:
 
 
 def _trainer(cfg: ExperimentConfig, out: Path, callbacks: Sequence[L.Callback]) -> L.Trainer:
-    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
@@ -153,9 +162,10 @@ def _trainer(cfg: ExperimentConfig, out: Path, callbacks: Sequence[L.Callback]) 
         if not any(isinstance(f, _QuietLightning) for f in logger.filters):
             logger.addFilter(_QuietLightning())
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*")  # torch/lightning version chatter
+    # a mid-epoch resume skips the trained batches itself (EpochSampler.skip_once)
+    warnings.filterwarnings("ignore", message=r".*resuming from a checkpoint that ended before the epoch ended.*")
     t = cfg.trainer
-    cbs: list[L.Callback] = [ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0,
-                                             every_n_epochs=1, save_on_train_epoch_end=True)]
+    cbs: list[L.Callback] = []
     if t.progress_bar:
         cbs.append(_progress_bar())
     cbs.extend(callbacks)
@@ -169,6 +179,7 @@ def _trainer(cfg: ExperimentConfig, out: Path, callbacks: Sequence[L.Callback]) 
         accumulate_grad_batches=t.accumulate_grad_batches, log_every_n_steps=t.log_every_n_steps,
         enable_progress_bar=t.progress_bar, enable_model_summary=False, callbacks=cbs,
         logger=loggers, default_root_dir=str(out), num_sanity_val_steps=0,
+        plugins=[AtomicCheckpointIO()],  # checkpoints: the TrainingState callback
         use_distributed_sampler=False, check_val_every_n_epoch=cfg.eval.every_n_epochs,
         limit_train_batches=t.limit_train_batches,
         limit_val_batches=0 if cfg.data.select_split is None else None,
@@ -187,7 +198,13 @@ def prepare_model(model: Any, pipe: TaskPipeline) -> None:
 
 def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = False,
           pipeline: TaskPipeline | None = None, callbacks: Sequence[L.Callback] = ()) -> TrainResult:
-    """Train ``cfg`` into ``out_dir``; ``resume`` continues from ``checkpoints/last.ckpt``."""
+    """Train ``cfg`` into ``out_dir``; ``resume`` continues from ``checkpoints/last.ckpt``.
+
+    The training state is saved at the end of every epoch (and every
+    ``trainer.checkpoint_every_n_steps`` steps); SIGINT / SIGTERM save it at the next step
+    boundary and raise :class:`~vidlang.errors.TrainingInterrupted` (``vidlang train`` exits
+    130). Data paths are stored resolved, so the run's models work from any folder.
+    """
     out = Path(out_dir)
     ckpt = out / LAST_CKPT
     if resume and not ckpt.is_file():
@@ -195,7 +212,14 @@ def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = False,
     if not resume and ckpt.is_file():
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     resolve_feature_dims(cfg, require_store=pipeline is None)  # `auto` widths, before anything is built
+    if resume:
+        check_training_state(ckpt)
+    if cfg.trainer.checkpoint_every_n_steps < 0:
+        raise ConfigError(f"trainer.checkpoint_every_n_steps: must be >= 0 (0 = per epoch only), "
+                          f"got {cfg.trainer.checkpoint_every_n_steps}")
+    cfg = with_absolute_paths(cfg)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(ckpt.parent)
     save_config(cfg, out / "config.yaml")
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -204,8 +228,21 @@ def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = False,
     prepare_model(model, pipe)
     module = VidlangLightningModule(model, cfg, pipe)
     export = ExportBest(cfg, out, pipe.selection_is_test)
-    trainer = _trainer(cfg, out, [export, *callbacks])
-    trainer.fit(module, ckpt_path=str(ckpt) if resume else None)
+    stop = StopRequest()
+    state = TrainingState(out, stop, cfg.trainer.checkpoint_every_n_steps)
+    trainer = _trainer(cfg, out, [export, *callbacks, state])
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    try:
+        with stop:
+            trainer.fit(module, ckpt_path=str(ckpt) if resume else None)
+    except (StopNow, SIGTERMException):
+        stop.signum = stop.signum or signal.SIGTERM
+    finished = trainer.current_epoch >= cfg.trainer.max_epochs
+    if stop.requested and not finished:
+        if trainer.is_global_zero:
+            plot_training_curves(_csv_logs(out), out / "curves.png")
+        raise interrupted(state, out, stop.signum)
 
     last_dir = out / "last"
     if trainer.is_global_zero:

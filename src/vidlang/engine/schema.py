@@ -51,6 +51,7 @@ class TrainerConfig:
     log_every_n_steps: int = 10
     progress_bar: bool = True
     limit_train_batches: Any = None  # int (batches) or float (fraction); None = all
+    checkpoint_every_n_steps: int = 0  # also save checkpoints/last.ckpt every N optimiser steps (0 = per epoch only)
 
 
 @dataclass

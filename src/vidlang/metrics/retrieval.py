@@ -67,6 +67,8 @@ def qb_norm(sim: np.ndarray, bank_sim: np.ndarray, beta: float = 20.0) -> np.nda
     whose top-1 is in that set gets ``beta * s - logsumexp_bank(beta * s_bank)`` per gallery
     item (the log of the normalised score: same order, no underflow); others keep theirs."""
     bank_sim = np.asarray(bank_sim, dtype=np.float64)
+    if bank_sim.ndim == 2:
+        _check_finite(bank_sim, "the querybank similarity matrix")
     if bank_sim.ndim != 2 or bank_sim.shape[1] != sim.shape[1]:
         raise DataError(f"qbnorm: the querybank matrix must be (bank, {sim.shape[1]}), "
                         f"got {bank_sim.shape}")
@@ -133,13 +135,21 @@ _V2T_BUILDERS: dict[str, Callable[[np.ndarray, np.ndarray | None], Direction]] =
 }
 
 
+def _check_finite(matrix: np.ndarray, what: str) -> None:
+    """NaN and +-inf scores have no rank (inf ties with inf, beats every finite score): refuse."""
+    if np.issubdtype(matrix.dtype, np.number) and not np.isfinite(matrix).all():
+        bad = ~np.isfinite(matrix)
+        row, col = np.argwhere(bad)[0]
+        value = "NaN" if np.isnan(matrix[row, col]) else str(matrix[row, col])
+        raise DataError(f"{what} holds {int(bad.sum())} non-finite value(s), first {value} at row "
+                        f"{row}, column {col}")
+
+
 def _check_sim(sim: Any, gt: Any) -> tuple[np.ndarray, np.ndarray | None]:
     sim = np.asarray(sim)
     if sim.ndim != 2 or 0 in sim.shape:
         raise DataError(f"the similarity matrix must be 2-D and non-empty, got shape {sim.shape}")
-    if np.isnan(sim).any():
-        row, col = np.argwhere(np.isnan(sim))[0]
-        raise DataError(f"the similarity matrix holds NaN at row {row}, column {col}")
+    _check_finite(sim, "the similarity matrix")
     if gt is None:
         if sim.shape[0] != sim.shape[1]:
             raise DataError(f"a non-square similarity matrix {sim.shape} needs a text-to-video map")

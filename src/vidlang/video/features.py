@@ -57,8 +57,11 @@ def constructor_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
 
 
 def training_features_of(ckpt: str | Path) -> Path:
-    """The feature file a grounding checkpoint was trained on (from its saved config)."""
-    from vidlang.engine.checkpoint import load_config_of
+    """The feature file a grounding checkpoint was trained on (from its saved config). Runs
+    record absolute paths; a relative one (older runs) is looked up from the current folder,
+    then from the model folder and its parents (``vidlang.engine.paths``)."""
+    from vidlang.engine.checkpoint import load_config_of, resolve_model_dir
+    from vidlang.engine.paths import resolve_recorded_path
 
     cfg = load_config_of(ckpt)
     features = cfg.data.features
@@ -66,7 +69,7 @@ def training_features_of(ckpt: str | Path) -> Path:
         features = str(Path(cfg.data.root) / "features.h5")
     if features is None:
         raise ConfigError(f"{ckpt}: the checkpoint's config names no feature file; pass --extractor")
-    return Path(features)
+    return resolve_recorded_path(features, resolve_model_dir(ckpt))
 
 
 def extractor_for_checkpoint(ckpt: str | Path, extractor: str | None = None,

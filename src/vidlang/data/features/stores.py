@@ -28,6 +28,45 @@ class MissingVideoError(DataError, KeyError):
     __str__ = Exception.__str__
 
 
+class NonFiniteFeaturesError(DataError):
+    """A video whose features hold NaN or infinite values (``bad``: how many)."""
+
+    def __init__(self, message: str, path: str | Path | None, record: str | None, bad: int) -> None:
+        super().__init__(message, path, record=record)
+        self.bad = bad
+
+
+def check_finite_features(arr: np.ndarray, path: str | Path | None, vid: str | None) -> np.ndarray:
+    """``arr`` unchanged when every value is finite, else :class:`NonFiniteFeaturesError`
+    naming the file, the video, how many values and the first (clip, dim).
+
+    Every feature store calls this in ``__getitem__``, so training, evaluation, ``predict``,
+    ``index build`` and ``search`` never see a NaN/inf feature (one NaN would otherwise train a
+    NaN model or rank videos arbitrarily).
+    """
+    finite = np.isfinite(arr)
+    if finite.all():
+        return arr
+    bad = np.argwhere(~finite)
+    kinds = sorted({"NaN" if np.isnan(arr[tuple(i)]) else "inf" for i in bad[:1000]})
+    where = ", ".join(f"{n}={int(v)}" for n, v in zip(("clip", "dim"), bad[0]))
+    raise NonFiniteFeaturesError(
+        f"features hold {len(bad)} {'/'.join(kinds)} value(s) of {arr.size} (first at {where}); "
+        f"re-extract this video or drop it from the annotations", path, vid, int(len(bad)))
+
+
+def load_feature_array(path: str | Path) -> np.ndarray:
+    """One video's [T, D] features from a ``.npy`` file, checked like a store's."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("feature file not found", path)
+    try:
+        raw = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise DataError(f"cannot read features ({e})", path) from None
+    return _as_features(raw, path, None)
+
+
 @runtime_checkable
 class FeatureStore(Protocol):
     """What every feature store offers."""
@@ -45,11 +84,11 @@ class FeatureStore(Protocol):
     def __exit__(self, *exc: Any) -> None: ...
 
 
-def _as_features(raw: Any, path: Path, vid: str) -> np.ndarray:
+def _as_features(raw: Any, path: Path, vid: str | None) -> np.ndarray:
     arr = np.asarray(raw, dtype=np.float32)
     if arr.ndim != 2:
         raise DataError(f"expected a [T, D] feature array, found shape {arr.shape}", path, record=vid)
-    return arr
+    return check_finite_features(arr, path, vid)
 
 
 def _read_durations(path: Path) -> dict[str, float]:

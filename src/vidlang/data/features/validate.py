@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from vidlang.data.features.stores import FeatureStore
+from vidlang.data.features.stores import FeatureStore, NonFiniteFeaturesError
 from vidlang.errors import DataError
 
 PROBLEMS = ("missing", "wrong_dim", "non_finite", "zero_length", "unreadable")
@@ -52,6 +52,8 @@ def _check_one(store: FeatureStore, vid: str, dim: int | None) -> VideoProblem |
         return VideoProblem(vid, "missing", f"not in {store.path}")
     try:
         feats = np.asarray(store[vid])
+    except NonFiniteFeaturesError as e:
+        return VideoProblem(vid, "non_finite", f"{e.bad} NaN/inf values")
     except DataError as e:
         return VideoProblem(vid, "unreadable", e.reason)
     if feats.shape[0] == 0:

@@ -36,9 +36,15 @@ class EpochSampler(Sampler[int]):
         self.n, self.seed, self.shuffle = n, seed, shuffle
         self.rank, self.world_size, self.pad = rank, world_size, pad
         self.epoch = 0
+        self._skip: tuple[int, int] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def skip_once(self, epoch: int, n: int) -> None:
+        """In ``epoch`` only, leave out the first ``n`` indices (the batches an interrupted run
+        already trained on); ``len()`` still counts them, as the resumed loop's counters do."""
+        self._skip = (epoch, n)
 
     def _indices(self) -> list[int]:
         if self.shuffle:
@@ -52,7 +58,11 @@ class EpochSampler(Sampler[int]):
         return order[self.rank::self.world_size]
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self._indices())
+        indices = self._indices()
+        if self._skip is not None and self._skip[0] == self.epoch:
+            indices = indices[self._skip[1]:]
+            self._skip = None
+        return iter(indices)
 
     def __len__(self) -> int:
         return len(self._indices())

@@ -24,6 +24,9 @@ def prepare_features(raw: Any, spec: FeatureSpec, video_id: str = "") -> torch.T
     if arr.ndim != 2 or arr.shape[0] == 0:
         raise DataError(f"features must be a non-empty [T, D] array, got shape {arr.shape}",
                         record=video_id or None)
+    from vidlang.data.features import check_finite_features
+
+    check_finite_features(arr, None, video_id or None)  # stores check on load; raw arrays here
     if spec.mode != "none" or spec.l2_normalise:
         from vidlang.data.features import resample
 
