@@ -116,3 +116,27 @@ def test_non_finite_weights_are_never_saved(tmp_path: Path) -> None:
     with pytest.raises(NonFiniteError, match="not writing .*best: 1 weight tensors hold NaN/inf"):
         save_pretrained(model, cfg, tmp_path / "best")
     assert not (tmp_path / "best").exists()
+
+
+def test_resume_drops_log_rows_written_after_the_saved_state(tmp_path) -> None:
+    """A run killed after its last save may have logged later steps (even an epoch's
+    validation); a resume trains them again, so those rows must not stay twice in the log."""
+    import csv
+
+    import torch
+
+    from vidlang.engine.resume import trim_logs_after_state
+
+    state = tmp_path / "last.ckpt"
+    torch.save({"global_step": 10}, state)
+    log = tmp_path / "metrics.csv"
+    rows = [{"epoch": "0", "step": "9", "val/x": ""}, {"epoch": "0", "step": "10", "val/x": ""},
+            {"epoch": "0", "step": "11", "val/x": "0.5"}]
+    with open(log, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["epoch", "step", "val/x"])
+        writer.writeheader()
+        writer.writerows(rows)
+    assert trim_logs_after_state(state, [log]) == 2
+    with open(log, newline="") as f:
+        assert [r["step"] for r in csv.DictReader(f)] == ["9"]
+    assert trim_logs_after_state(state, [log]) == 0

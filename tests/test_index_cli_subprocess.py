@@ -87,13 +87,13 @@ def test_empty_query_is_refused(tmp_path, query):
 
 def test_nan_features_refused_by_index_build_and_search(env, tmp_path):
     r = vidlang("index", "build", "--ckpt", env["ret"], "--features", env["nan"], "--out", tmp_path / "i")
-    one_line_error(r, str(env["nan"]), "record a_02", "NaN/inf")
+    one_line_error(r, str(env["nan"]), "record a_02", "NaN value")
     assert not (tmp_path / "i").exists()
     idx = tmp_path / "clean"
     _cli("index", "build", "--ckpt", env["ret"], "--features", env["first"], "--out", idx)
     all_nan = _store(tmp_path / "all_nan.h5", "a", 12, seed=0, nan_video=-1)
     r = vidlang("search", idx, "a person", "-k", "1", "--grounding-ckpt", env["mmn"], "--features", all_nan)
-    one_line_error(r, f"{all_nan} (record a_", "NaN/inf")
+    one_line_error(r, f"{all_nan} (record a_", "NaN value")
 
 
 def _corrupt_copy(env: dict[str, Path], tmp_path: Path, how: str) -> Path:
@@ -110,18 +110,18 @@ def _corrupt_copy(env: dict[str, Path], tmp_path: Path, how: str) -> Path:
 
 @pytest.mark.parametrize("how", ["empty", "garbage", "truncated"])
 def test_corrupt_checkpoint_names_the_file(env, tmp_path, how):
-    from vidlang.errors import ConfigError
+    from vidlang.errors import DataError
     from vidlang.index.embed import load_retrieval_model
 
     ckpt = _corrupt_copy(env, tmp_path, how)
-    with pytest.raises(ConfigError, match="model.safetensors: not a readable safetensors file"):
+    with pytest.raises(DataError, match="model.safetensors: cannot read model weights"):
         load_retrieval_model(ckpt)
 
 
 def test_corrupt_files_named_by_index_build_and_search(env, tmp_path):
     ckpt = _corrupt_copy(env, tmp_path, "garbage")
     r = vidlang("index", "build", "--ckpt", ckpt, "--features", env["first"], "--out", tmp_path / "i")
-    one_line_error(r, str(ckpt / "model.safetensors"), "not a readable safetensors file")
+    one_line_error(r, str(ckpt / "model.safetensors"), "cannot read model weights")
     idx = tmp_path / "idx"
     _cli("index", "build", "--ckpt", env["ret"], "--features", env["first"], "--out", idx)
     ckpt = _corrupt_copy(env, tmp_path, "truncated")

@@ -188,11 +188,9 @@ def _localise(hits: list, rows: list[dict], query: str, grounding_ckpt: Path, fe
     (or ``features`` for all when given)."""
     from vidlang.data.features import open_feature_store
     from vidlang.errors import DataError
-    from vidlang.index.embed import finite_features, readable_weights
     from vidlang.predictor import GroundingPredictor
 
-    with readable_weights(grounding_ckpt):
-        predictor = GroundingPredictor.from_pretrained(grounding_ckpt)
+    predictor = GroundingPredictor.from_pretrained(grounding_ckpt)
     by_store: dict[tuple[str, Optional[str]], list[int]] = {}
     for i, h in enumerate(hits):
         key = (str(features), None) if features is not None else (h.features or "", h.key_pattern)
@@ -203,7 +201,7 @@ def _localise(hits: list, rows: list[dict], query: str, grounding_ckpt: Path, fe
         with open_feature_store(Path(path), key_pattern=key_pattern) as store:
             for i in members:
                 vid = hits[i].video_id
-                feats = finite_features(store, vid)
+                feats = store[vid]  # the store refuses NaN/inf, naming file and video
                 duration = store.duration(vid) or hits[i].duration
                 if not duration:
                     raise DataError(f"no duration recorded for video {vid!r}", path)

@@ -15,7 +15,7 @@ import os
 import signal
 import threading
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -105,6 +105,33 @@ def check_training_state(path: str | Path) -> None:
         raise DataError(f"cannot read the training state: {reason}; it was not written by a "
                         f"finished save - start again without --resume (or into another --out)",
                         path)
+
+
+def trim_logs_after_state(state_path: str | Path, csv_logs: Sequence[Path]) -> int:
+    """Drop the CSV log rows written after the training state was saved (a run killed after
+    its last save logged steps, even a validation, that a resume trains and logs again).
+    Lightning's ``step`` column is 0-based, so the state at global step G covers rows with
+    ``step < G``. Returns how many rows were dropped (the caller reports them)."""
+    import csv
+
+    state = torch.load(state_path, map_location="cpu", weights_only=False)
+    covered = int(state.get("global_step", 0))
+    dropped = 0
+    for log in csv_logs:
+        with open(log, newline="") as f:
+            reader = csv.DictReader(f)
+            fields, rows = reader.fieldnames or [], list(reader)
+        keep = [r for r in rows if not r.get("step") or int(r["step"]) < covered]
+        if len(keep) == len(rows):
+            continue
+        dropped += len(rows) - len(keep)
+        tmp = log.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(keep)
+        os.replace(tmp, log)
+    return dropped
 
 
 def batches_done_in_epoch(trainer: L.Trainer) -> int:

@@ -25,6 +25,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 
 from vidlang.engine.checkpoint import (
     INFO,
@@ -48,6 +49,7 @@ from vidlang.engine.resume import (
     check_training_state,
     interrupted,
     remove_stale_temporaries,
+    trim_logs_after_state,
 )
 from vidlang.engine.schema import ExperimentConfig
 from vidlang.errors import ConfigError, VidlangError
@@ -220,6 +222,9 @@ def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = False,
     cfg = with_absolute_paths(cfg)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(ckpt.parent)
+    if resume and (dropped := trim_logs_after_state(ckpt, _csv_logs(out))):
+        rank_zero_warn(f"--resume: dropped {dropped} log row(s) written after the saved state "
+                       "(their steps are trained and logged again)")
     save_config(cfg, out / "config.yaml")
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
