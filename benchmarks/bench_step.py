@@ -92,8 +92,10 @@ def write_features(path: Path, videos: list[Video], seed: int = 0) -> None:
             h5.create_dataset(v.video_id, data=rng.standard_normal((rows, DIM), dtype=np.float32))
 
 
-def build(name: str, videos: list[Video], features: Path, root: Path) -> tuple[Any, Any, Any]:
-    """(config, model, pipeline) of config ``name`` on the synthetic videos."""
+def build(name: str, videos: list[Video], features: Path, root: Path,
+          overrides: dict[str, Any] | None = None) -> tuple[Any, Any, Any]:
+    """(config, model, pipeline) of config ``name`` on the synthetic videos (``overrides``:
+    extra config keys, e.g. ``{"data": {"feature_cache_mb": 0}}``)."""
     from omegaconf import OmegaConf
 
     from vidlang.data.records import GroundingRecord, Paragraph
@@ -107,7 +109,7 @@ def build(name: str, videos: list[Video], features: Path, root: Path) -> tuple[A
     cfg = build_config(OmegaConf.merge(load_raw_config(name), {
         "model": width,
         "data": {"root": str(root), "features": str(features), "select_split": None},
-        "trainer": {"accelerator": "cpu", "progress_bar": False}}))
+        "trainer": {"accelerator": "cpu", "progress_bar": False}}, overrides or {}))
     torch.manual_seed(cfg.seed)
     model = build_model(cfg)
     spec = model.feature_spec()
@@ -237,6 +239,38 @@ def run_config(name: str, videos: list[Video], features: Path, root: Path,
             "batch_size": cfg.data.batch_size}
 
 
+def fingerprint(name: str, videos: list[Video], features: Path, root: Path, steps: int,
+                overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Losses of every step and a hash of the final weights after 2 epochs of at most
+    ``steps`` steps each (the check that a fast path leaves the arithmetic unchanged)."""
+    import hashlib
+
+    from vidlang.engine.optim import build_optimizer
+    from vidlang.models.base import TrainState
+
+    cfg, model, pipe = build(name, videos, features, root, overrides)
+    opt = build_optimizer(model.param_groups(cfg.optim.lr), cfg.optim)
+    opt.zero_grad()
+    model.train()
+    loader = pipe.train_loader()
+    losses: list[str] = []
+    step = 0
+    for epoch in (1, 2):
+        loader.sampler.set_epoch(epoch - 1)
+        model.on_train_epoch_start(TrainState(epoch=epoch, step=step, max_epochs=2))
+        for n, batch in enumerate(loader):
+            if n >= steps:
+                break
+            losses.append(repr(train_step(model, opt, cfg, batch,
+                                          TrainState(epoch=epoch, step=step, max_epochs=2), Clock())))
+            step += 1
+    digest = hashlib.sha256()
+    for key, value in sorted(model.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return {"config": name, "losses": losses, "weights_sha256": digest.hexdigest()}
+
+
 def report(res: dict[str, Any]) -> bool:
     """Print one config's table; True when epoch 2's data + text share meets the target."""
     print(f"\n== {res['name']}  (batch {res['batch_size']}, "
@@ -271,8 +305,22 @@ def main() -> int:
     ap.add_argument("--videos", type=int, default=None, help="number of videos (default 5,336)")
     ap.add_argument("--max-steps", type=int, default=None, help="steps per epoch at most")
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS))
+    ap.add_argument("--fingerprint", metavar="JSON", default=None,
+                    help="only write losses + weight hashes of 2 short epochs per config (160 "
+                         "videos) to JSON, to compare two versions of the code")
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    if args.fingerprint:
+        import json
+
+        with tempfile.TemporaryDirectory() as tmp:
+            videos = make_videos(160, 372)
+            write_features(Path(tmp) / "features.h5", videos)
+            prints = [fingerprint(name, videos, Path(tmp) / "features.h5", Path(tmp), 3)
+                      for name in args.configs]
+        Path(args.fingerprint).write_text(json.dumps(prints, indent=1), encoding="utf-8")
+        print(json.dumps(prints, indent=1))
+        return 0
     n_videos = args.videos or (400 if args.quick else FULL_VIDEOS)
     n_queries = round(n_videos * FULL_QUERIES / FULL_VIDEOS)
     max_steps = args.max_steps or (60 if args.quick else None)

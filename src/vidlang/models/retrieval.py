@@ -51,6 +51,7 @@ from vidlang.models.blocks.token_sim import (
 from vidlang.models.multilevel import MultiLevelAlignment, MultiLevelConfig
 from vidlang.registry import MODELS, Registry
 from vidlang.text.base import TextEncoder, TextEncoding
+from vidlang.text.cache import FrozenTextCache, shared_text_cache
 from vidlang.text.config import TextEncoderConfig, build_text_encoder
 from vidlang.text.finetune import param_groups_with_multipliers
 
@@ -151,54 +152,6 @@ def _content_word_mask(words: Sequence[str]) -> list[bool]:
     return content_word_mask(words)
 
 
-class _TextCache:
-    """Outputs of a frozen text encoder per string (CPU), so each caption is encoded once."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.items: dict[str, tuple[torch.Tensor, torch.Tensor, list[str]]] = {}
-
-    def encode(self, encoder: TextEncoder, texts: Sequence[str]) -> TextEncoding:
-        missing = list(dict.fromkeys(t for t in texts if t not in self.items))
-        if missing:
-            with torch.no_grad():
-                enc = encoder(missing)
-            if len(self.items) + len(missing) > self.capacity:
-                self.items.clear()
-            for i, t in enumerate(missing):
-                n = int(enc.mask[i].sum())
-                words = list(enc.words[i]) if enc.words is not None else [""] * n
-                self.items[t] = (enc.sentence[i].detach().cpu(), enc.tokens[i, :n].detach().cpu(),
-                                 words)
-        entries = [self.items[t] for t in texts]
-        length = max(1, max(e[1].shape[0] for e in entries))
-        dim = entries[0][0].shape[-1]
-        tokens = torch.zeros(len(texts), length, dim)
-        mask = torch.zeros(len(texts), length, dtype=torch.bool)
-        for i, (_, tok, _) in enumerate(entries):
-            tokens[i, : tok.shape[0]] = tok
-            mask[i, : tok.shape[0]] = True
-        sentence = torch.stack([e[0] for e in entries])
-        return TextEncoding(sentence, tokens, mask, [e[2] for e in entries])
-
-
-_SHARED_CACHES: dict[tuple[str, str, str], _TextCache] = {}
-
-
-def shared_text_cache(encoder: TextEncoder, capacity: int, settings: str = "") -> _TextCache:
-    """One cache per frozen encoder *content* (class, settings such as max_length, parameter
-    fingerprint), shared by every model in the process, so repeated runs (seeds, ablations)
-    encode each string once."""
-    with torch.no_grad():
-        state = [t.detach().double().cpu() for t in encoder.state_dict().values()
-                 if t.is_floating_point()]
-        fingerprint = repr([(tuple(t.shape), float(t.sum()), float(t.abs().sum())) for t in state])
-    key = (type(encoder).__qualname__, settings, fingerprint)
-    if key not in _SHARED_CACHES:
-        _SHARED_CACHES[key] = _TextCache(capacity)
-    return _SHARED_CACHES[key]
-
-
 @MODELS.register("dual_encoder")
 class DualEncoder(VidlangModel):
     """CLIP4Clip-style dual encoder; also the shared encoder of DMAE, multi-level and TempCLR."""
@@ -216,7 +169,7 @@ class DualEncoder(VidlangModel):
         if cfg.twm_unit not in TWM_UNITS:
             raise ConfigError(f"model.twm_unit={cfg.twm_unit!r}: expected one of {sorted(TWM_UNITS)}")
         self._twm = TWM_UNITS[cfg.twm_unit]
-        self._text_cache: _TextCache | None = None
+        self._text_cache: FrozenTextCache | None = None
         self.video_proj = nn.Linear(cfg.video_dim, cfg.embed_dim)
         self.text_proj = nn.Linear(self.text_encoder.dim, cfg.embed_dim)
         self.temporal = TEMPORAL_MODULES.get(cfg.temporal)(
@@ -240,8 +193,8 @@ class DualEncoder(VidlangModel):
         if self.cfg.train_text_encoder:
             return self.text_encoder(list(texts))
         if self._text_cache is None:
-            self._text_cache = shared_text_cache(self.text_encoder, self.cfg.text_cache_size,
-                                                 repr(self.cfg.text))
+            self._text_cache = shared_text_cache(self.text_encoder, repr(self.cfg.text),
+                                                 capacity=self.cfg.text_cache_size)
         return self._text_cache.encode(self.text_encoder, texts)
 
     def text_repr(self, texts: Sequence[str]) -> TextRepr:
