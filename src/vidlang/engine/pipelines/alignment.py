@@ -35,7 +35,9 @@ from vidlang.data.records import Paragraph
 from vidlang.engine.pipelines.base import TaskPipeline, make_loader
 from vidlang.engine.pipelines.features import (
     FeatureDataset,
+    FeatureMemo,
     FeatureSource,
+    feature_memo,
     feature_source,
 )
 from vidlang.engine.schema import DataConfig, ExperimentConfig
@@ -157,8 +159,9 @@ class AlignmentDataset(FeatureDataset):
 
     def __init__(self, paragraphs: Sequence[Paragraph], features: FeatureSource | Callable[[], FeatureSource],
                  spec: FeatureSpec, data: AlignmentDataConfig, train: bool,
-                 background: tuple[float, float] | None = None) -> None:
-        super().__init__(features, spec)
+                 background: tuple[float, float] | None = None,
+                 memo: FeatureMemo | None = None) -> None:
+        super().__init__(features, spec, memo)
         self.data = data
         self.background = background
         self.items: list[tuple[Paragraph, list[int]]] = []
@@ -480,6 +483,7 @@ class AlignmentPipeline(TaskPipeline):
         self._paragraphs = {k: list(v) for k, v in (paragraphs or {}).items()}
         self._features: FeatureSource | Callable[[], FeatureSource] = feature_source(cfg.data, features)
         self._labels = {k: dict(v) for k, v in (labels or {}).items()}
+        self.memo = feature_memo(cfg.data)
         self.skipped: dict[str, list[str]] = {}
         self.options = eval_options(cfg)
 
@@ -522,7 +526,7 @@ class AlignmentPipeline(TaskPipeline):
         background = None if train or not self._needs_windows() else \
             (self.options.window, self.options.stride)
         ds = AlignmentDataset(self.paragraphs(split), self._features, self.feature_spec,
-                              self.data, train, background)
+                              self.data, train, background, self.memo)
         self.skipped[split] = ds.skipped
         if not len(ds):
             raise DataError(f"split {split!r}: no video has {self.data.min_pairs} non-overlapping "

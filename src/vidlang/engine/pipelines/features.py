@@ -3,6 +3,7 @@ and per-video resampling to the model's ``feature_spec()``."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from vidlang.engine.schema import DataConfig
 from vidlang.errors import ConfigError, DataError
 from vidlang.models.base import FeatureSpec
 
+log = logging.getLogger(__name__)
 FeatureSource = Mapping[str, Any]  # video_id -> [T, D] array
 
 
@@ -63,14 +65,56 @@ def feature_source(data: DataConfig, features: FeatureSource | None = None
     return features if features is not None else StoreOpener(feature_store_path(data), data.key_pattern)
 
 
+def raw_length(raw: Any) -> int:
+    """T of a stored [T, D] array (or sequence of rows)."""
+    shape = getattr(raw, "shape", None)
+    return int(shape[0]) if shape is not None else len(raw)
+
+
+class FeatureMemo:
+    """Prepared features per video id, kept in memory up to ``limit_bytes`` (``data.feature_cache_mb``).
+
+    Each video is read from the store and resampled once instead of at every step of every
+    epoch; the values are the very tensors the uncached path computes, so training is
+    unchanged. Once the budget is used up further videos are read per step as before (no
+    eviction churn). One memo serves a pipeline's train and eval datasets (same
+    ``feature_spec``), so evaluation reuses what training read.
+    """
+
+    def __init__(self, limit_bytes: int) -> None:
+        self.limit_bytes = int(limit_bytes)
+        self.items: dict[str, tuple[torch.Tensor, int]] = {}
+        self.nbytes = 0
+        self.full = False
+
+    def get(self, video_id: str) -> tuple[torch.Tensor, int] | None:
+        return self.items.get(video_id)
+
+    def put(self, video_id: str, feats: torch.Tensor, num_raw: int) -> None:
+        size = feats.element_size() * feats.nelement()
+        if self.nbytes + size > self.limit_bytes:
+            self.full = True
+            return
+        self.items[video_id] = (feats, num_raw)
+        self.nbytes += size
+
+
+def feature_memo(data: DataConfig) -> FeatureMemo | None:
+    """The pipeline's memo of prepared features, or None when ``data.feature_cache_mb`` is 0."""
+    limit = int(getattr(data, "feature_cache_mb", 0))
+    return FeatureMemo(limit * 2**20) if limit > 0 else None
+
+
 class FeatureDataset(Dataset):
     """Base of the pipelines' datasets: the feature store is opened lazily, once per process (so
     HDF5 handles are never shared across DataLoader workers), and a missing video is a
-    ``DataError`` naming it."""
+    ``DataError`` naming it. With a :class:`FeatureMemo` each video is read and resampled once."""
 
-    def __init__(self, features: FeatureSource | Callable[[], FeatureSource], spec: FeatureSpec) -> None:
+    def __init__(self, features: FeatureSource | Callable[[], FeatureSource], spec: FeatureSpec,
+                 memo: FeatureMemo | None = None) -> None:
         self._features = features
         self.spec = spec
+        self.memo = memo
 
     @property
     def features(self) -> FeatureSource:
@@ -87,6 +131,30 @@ class FeatureDataset(Dataset):
         except KeyError:
             raise DataError("video has no features in the feature store", record=video_id) from None
 
+    def prepared(self, video_id: str) -> tuple[torch.Tensor, int]:
+        """The video's features resampled to the model's ``feature_spec()`` and the number of
+        stored rows they came from (from the memo when it holds them)."""
+        hit = self.memo.get(video_id) if self.memo is not None else None
+        if hit is not None:
+            return hit
+        raw = self.raw_features(video_id)
+        feats, num_raw = prepare_features(raw, self.spec, video_id), raw_length(raw)
+        if self.memo is not None:
+            self.memo.put(video_id, feats, num_raw)
+        return feats, num_raw
+
     def video_features(self, video_id: str) -> torch.Tensor:
         """The video's features resampled to the model's ``feature_spec()``."""
-        return prepare_features(self.raw_features(video_id), self.spec, video_id)
+        return self.prepared(video_id)[0]
+
+    def preload(self) -> None:
+        """Read every item once so the memo holds its features (before DataLoader workers
+        fork, so they share the memory); a no-op without a memo or once it is full."""
+        if self.memo is None or self.memo.full:
+            return
+        log.info("reading the features of %d items into memory (data.feature_cache_mb)", len(self))
+        for index in range(len(self)):
+            self[index]
+            if self.memo.full:
+                log.info("data.feature_cache_mb reached: the other videos are read per step")
+                return

@@ -28,7 +28,9 @@ from vidlang.engine.pipelines.base import (
 )
 from vidlang.engine.pipelines.features import (  # noqa: F401  (prepare_features re-exported)
     FeatureDataset,
+    FeatureMemo,
     FeatureSource,
+    feature_memo,
     feature_source,
     prepare_features,
 )
@@ -101,8 +103,8 @@ class GroundingDataset(FeatureDataset):
     """
 
     def __init__(self, records: Sequence[GroundingRecord], features: FeatureSource | Callable[[], FeatureSource],
-                 spec: FeatureSpec, batch_unit: str) -> None:
-        super().__init__(features, spec)
+                 spec: FeatureSpec, batch_unit: str, memo: FeatureMemo | None = None) -> None:
+        super().__init__(features, spec, memo)
         by_video: dict[str, list[GroundingRecord]] = {}
         for r in records:
             by_video.setdefault(r.video_id, []).append(r)
@@ -168,6 +170,7 @@ class GroundingPipeline(TaskPipeline):
         super().__init__(cfg, feature_spec)
         self._records: dict[str, list[GroundingRecord]] = {k: list(v) for k, v in (records or {}).items()}
         self._features: FeatureSource | Callable[[], FeatureSource] = feature_source(cfg.data, features)
+        self.memo = feature_memo(cfg.data)
 
     @classmethod
     def check_config(cls, cfg: ExperimentConfig) -> None:
@@ -195,7 +198,8 @@ class GroundingPipeline(TaskPipeline):
         return self._records[split]
 
     def dataset(self, split: str, batch_unit: str) -> GroundingDataset:
-        return GroundingDataset(self.records(split), self._features, self.feature_spec, batch_unit)
+        return GroundingDataset(self.records(split), self._features, self.feature_spec, batch_unit,
+                                self.memo)
 
     def train_loader(self, rank: int = 0, world_size: int = 1) -> DataLoader:
         ds = self.dataset(self.data.train_split, self.data.batch_unit)

@@ -24,12 +24,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from vidlang.engine.pipelines.base import EpochSampler, TaskPipeline
+from vidlang.engine.pipelines.base import EpochSampler, TaskPipeline, new_loader
 from vidlang.engine.pipelines.features import (
     FeatureDataset,
+    FeatureMemo,
     FeatureSource,
+    feature_memo,
     feature_source,
-    prepare_features,
 )
 from vidlang.engine.schema import DataConfig, ExperimentConfig
 from vidlang.errors import ConfigError, DataError
@@ -112,18 +113,13 @@ def clip_centre_times(num_raw: int, duration: float, spec: FeatureSpec) -> torch
     return (rows + 0.5) * step
 
 
-def _raw_length(raw: Any) -> int:
-    shape = getattr(raw, "shape", None)
-    return int(shape[0]) if shape is not None else len(raw)
-
-
 class RetrievalDataset(FeatureDataset):
     """Items: (video, chosen caption) for training, (video, all texts) for evaluation."""
 
     def __init__(self, entries: Sequence[RetrievalEntry],
                  features: FeatureSource | Callable[[], FeatureSource], spec: FeatureSpec,
-                 mode: str, seed: int = 0) -> None:
-        super().__init__(features, spec)
+                 mode: str, seed: int = 0, memo: FeatureMemo | None = None) -> None:
+        super().__init__(features, spec, memo)
         self.entries = list(entries)
         self.mode, self.seed, self.epoch = mode, seed, 0
         self.index = ([(i, c) for i, e in enumerate(self.entries) for c in range(len(e.texts))]
@@ -143,12 +139,11 @@ class RetrievalDataset(FeatureDataset):
     def __getitem__(self, index: int) -> RetrievalItem:
         i, caption = self.index[index]
         entry = self.entries[i]
-        raw = self.raw_features(entry.video_id)
+        feats, num_raw = self.prepared(entry.video_id)
         picks = self._pick(entry, caption)
-        return RetrievalItem(entry, prepare_features(raw, self.spec, entry.video_id),
-                             tuple(entry.texts[c] for c in picks),
+        return RetrievalItem(entry, feats, tuple(entry.texts[c] for c in picks),
                              tuple(f"{entry.video_id}#{c}" for c in picks),
-                             clip_centre_times(_raw_length(raw), entry.duration, self.spec))
+                             clip_centre_times(num_raw, entry.duration, self.spec))
 
 
 def collate_videos(items: Sequence[Any]) -> dict[str, Any]:
@@ -216,9 +211,7 @@ def _loader(ds: RetrievalDataset | QuestionDataset, collate: Callable[[list[Any]
             shuffle: bool, seed: int, num_workers: int, rank: int, world_size: int,
             pad: bool) -> DataLoader:
     sampler = _EpochDatasetSampler(ds, seed, shuffle, rank, world_size, pad)
-    return DataLoader(ds, batch_size=batch_size, sampler=sampler, collate_fn=collate,
-                      num_workers=num_workers, generator=torch.Generator().manual_seed(seed),
-                      persistent_workers=False)
+    return new_loader(ds, sampler, collate, batch_size, seed, num_workers)
 
 
 class _Collate:
@@ -243,6 +236,7 @@ class _FeaturePipeline(TaskPipeline):
                  features: FeatureSource | None = None) -> None:
         super().__init__(cfg, feature_spec)
         self._features: FeatureSource | Callable[[], FeatureSource] = feature_source(cfg.data, features)
+        self.memo = feature_memo(cfg.data)
         self._model: Any = None
 
     def eval_step(self, model: Any, batch: dict[str, Any]) -> Any:
@@ -281,13 +275,14 @@ class RetrievalPipeline(_FeaturePipeline):
 
     def train_loader(self, rank: int = 0, world_size: int = 1) -> DataLoader:
         ds = RetrievalDataset(self.entries(self.data.train_split), self._features,
-                              self.feature_spec, self.data.train_captions, self.cfg.seed)
+                              self.feature_spec, self.data.train_captions, self.cfg.seed, self.memo)
         return _loader(ds, _Collate(collate_retrieval, segments=self.data.segments),
                        self.data.batch_size, True, self.cfg.seed, self.data.num_workers,
                        rank, world_size, pad=True)
 
     def eval_loader(self, split: str, rank: int = 0, world_size: int = 1) -> DataLoader:
-        ds = RetrievalDataset(self.entries(split), self._features, self.feature_spec, "eval")
+        ds = RetrievalDataset(self.entries(split), self._features, self.feature_spec, "eval",
+                              memo=self.memo)
         return _loader(ds, _Collate(collate_retrieval), self.data.eval_batch_size, False,
                        self.cfg.seed, self.data.num_workers, rank, world_size, pad=False)
 
@@ -411,8 +406,9 @@ QUESTION_SOURCES: dict[str, Callable[[DataConfig, str], list[QuestionEntry]]] = 
 
 class QuestionDataset(FeatureDataset):
     def __init__(self, entries: Sequence[QuestionEntry],
-                 features: FeatureSource | Callable[[], FeatureSource], spec: FeatureSpec) -> None:
-        super().__init__(features, spec)
+                 features: FeatureSource | Callable[[], FeatureSource], spec: FeatureSpec,
+                 memo: FeatureMemo | None = None) -> None:
+        super().__init__(features, spec, memo)
         self.entries = list(entries)
         self.epoch = 0
 
@@ -421,9 +417,8 @@ class QuestionDataset(FeatureDataset):
 
     def __getitem__(self, index: int) -> QuestionItem:
         e = self.entries[index]
-        raw = self.raw_features(e.video_id)
-        return QuestionItem(e, prepare_features(raw, self.spec, e.video_id),
-                            clip_centre_times(_raw_length(raw), e.duration, self.spec))
+        feats, num_raw = self.prepared(e.video_id)
+        return QuestionItem(e, feats, clip_centre_times(num_raw, e.duration, self.spec))
 
 
 def collate_mcqa(items: Sequence[QuestionItem], segments: bool = True) -> dict[str, Any]:
@@ -478,7 +473,7 @@ class MCQAPipeline(_FeaturePipeline):
         return self._questions[split]
 
     def _dataset(self, split: str) -> QuestionDataset:
-        return QuestionDataset(self.questions(split), self._features, self.feature_spec)
+        return QuestionDataset(self.questions(split), self._features, self.feature_spec, self.memo)
 
     def train_loader(self, rank: int = 0, world_size: int = 1) -> DataLoader:
         return _loader(self._dataset(self.data.train_split),
