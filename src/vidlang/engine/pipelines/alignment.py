@@ -39,6 +39,8 @@ from vidlang.engine.pipelines.features import (
     FeatureSource,
     feature_memo,
     feature_source,
+    gather_rows,
+    pad_rows,
 )
 from vidlang.engine.schema import DataConfig, ExperimentConfig
 from vidlang.errors import ConfigError, DataError
@@ -196,16 +198,6 @@ class AlignmentDataset(FeatureDataset):
         return item
 
 
-def _pad_rows(rows: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    longest = max(int(r.shape[0]) for r in rows)
-    out = torch.zeros(len(rows), longest, rows[0].shape[-1], dtype=torch.float32)
-    mask = torch.zeros(len(rows), longest, dtype=torch.bool)
-    for i, r in enumerate(rows):
-        out[i, : r.shape[0]] = r
-        mask[i, : r.shape[0]] = True
-    return out, mask
-
-
 def _sequence_index(counts: Sequence[int]) -> torch.Tensor:
     """[B, max count] rows of a flat segment list per video, -1 past each video's count."""
     index = torch.full((len(counts), max(counts)), -1, dtype=torch.long)
@@ -219,9 +211,9 @@ def _sequence_index(counts: Sequence[int]) -> torch.Tensor:
 def collate_alignment(items: Sequence[AlignmentItem]) -> dict[str, Any]:
     """The alignment batch documented in :mod:`vidlang.models.tempclr` (``win_*`` /
     ``bg_windows`` only when the items carry fixed windows)."""
-    feats, feat_mask = _pad_rows([it.feats for it in items])
-    segments = [it.feats[rows] for it in items for rows in it.frames]
-    seg_feats, seg_mask = _pad_rows(segments)
+    feats, feat_mask = pad_rows([it.feats for it in items])
+    seg_feats, seg_mask = gather_rows([it.feats for it in items],
+                                      [(i, rows) for i, it in enumerate(items) for rows in it.frames])
     seq_index = _sequence_index([len(it.sentences) for it in items])
     batch: dict[str, Any] = {
         "video_ids": [it.video_id for it in items],
@@ -236,7 +228,9 @@ def collate_alignment(items: Sequence[AlignmentItem]) -> dict[str, Any]:
         "windows": [list(it.windows) for it in items],
     }
     if all(it.bg_frames for it in items):
-        win_feats, win_mask = _pad_rows([it.feats[rows] for it in items for rows in it.bg_frames])
+        win_feats, win_mask = gather_rows([it.feats for it in items],
+                                          [(i, rows) for i, it in enumerate(items)
+                                           for rows in it.bg_frames])
         win_index = _sequence_index([len(it.bg_frames) for it in items])
         batch.update(win_feats=win_feats, win_mask=win_mask, win_index=win_index,
                      bg_windows=[list(it.bg_windows) for it in items])
@@ -245,7 +239,7 @@ def collate_alignment(items: Sequence[AlignmentItem]) -> dict[str, Any]:
 
 # ---- evaluation -------------------------------------------------------------------------------
 def _stack(rows: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    return _pad_rows([r.float() for r in rows])
+    return pad_rows([r.float() for r in rows])
 
 
 def caption_average_scores(text: torch.Tensor, text_mask: torch.Tensor, clips: torch.Tensor,

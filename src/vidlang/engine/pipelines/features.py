@@ -4,12 +4,13 @@ and per-video resampling to the model's ``feature_spec()``."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
 from vidlang.engine.schema import DataConfig
@@ -63,6 +64,33 @@ def feature_source(data: DataConfig, features: FeatureSource | None = None
                    ) -> FeatureSource | Callable[[], FeatureSource]:
     """``features`` when given (tests, in-memory arrays), else a lazy opener of the configured store."""
     return features if features is not None else StoreOpener(feature_store_path(data), data.key_pattern)
+
+
+def pad_rows(rows: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """[N, T_max, D] float32 zero-padded stack of [T_i, D] tensors and its [N, T_max] mask
+    (True at real rows); one C++ call instead of a copy per row."""
+    out = pad_sequence(list(rows), batch_first=True)
+    if out.dtype != torch.float32:
+        out = out.float()
+    lengths = torch.tensor([int(r.shape[0]) for r in rows], dtype=torch.long)
+    return out, torch.arange(out.shape[1])[None, :] < lengths[:, None]
+
+
+def gather_rows(feats: Sequence[torch.Tensor], picks: Sequence[tuple[int, Sequence[int]]]
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``pad_rows([feats[i][rows] for i, rows in picks])`` with one gather: every picked row
+    of every tensor is indexed at once (padding points at an appended zero row)."""
+    width = int(feats[0].shape[-1])
+    base = torch.cat([*(f.float() for f in feats), torch.zeros(1, width)])
+    starts = [0]
+    for f in feats:
+        starts.append(starts[-1] + int(f.shape[0]))
+    lengths = torch.tensor([len(rows) for _, rows in picks], dtype=torch.long)
+    longest = int(lengths.max()) if len(picks) else 0
+    mask = torch.arange(longest)[None, :] < lengths[:, None]
+    index = torch.full((len(picks), longest), starts[-1], dtype=torch.long)
+    index[mask] = torch.tensor([starts[i] + r for i, rows in picks for r in rows], dtype=torch.long)
+    return base[index], mask
 
 
 def raw_length(raw: Any) -> int:

@@ -32,6 +32,7 @@ from vidlang.engine.pipelines.features import (  # noqa: F401  (prepare_features
     FeatureSource,
     feature_memo,
     feature_source,
+    pad_rows,
     prepare_features,
 )
 from vidlang.engine.schema import DataConfig, ExperimentConfig
@@ -71,16 +72,12 @@ def collate_grounding(items: Sequence[GroundingItem]) -> dict[str, Any]:
         if item.video_id not in rows:
             rows[item.video_id] = len(row_items)
             row_items.append(item)
-    t_max = max(int(it.feats.shape[0]) for it in row_items)
     dim = int(row_items[0].feats.shape[1])
-    feats = torch.zeros(len(row_items), t_max, dim, dtype=torch.float32)
-    mask = torch.zeros(len(row_items), t_max, dtype=torch.bool)
-    for i, it in enumerate(row_items):
+    for it in row_items:
         if it.feats.shape[1] != dim:
             raise DataError(f"feature width {it.feats.shape[1]} != {dim} of the batch",
                             record=it.video_id)
-        feats[i, : it.feats.shape[0]] = it.feats
-        mask[i, : it.feats.shape[0]] = True
+    feats, mask = pad_rows([it.feats for it in row_items])
     records = [(rows[it.video_id], r) for it in items for r in it.records]
     windows = [r.windows[0] if r.windows else (math.nan, math.nan) for _, r in records]
     return {

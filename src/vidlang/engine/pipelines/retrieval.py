@@ -31,6 +31,7 @@ from vidlang.engine.pipelines.features import (
     FeatureSource,
     feature_memo,
     feature_source,
+    pad_rows,
 )
 from vidlang.engine.schema import DataConfig, ExperimentConfig
 from vidlang.errors import ConfigError, DataError
@@ -148,16 +149,12 @@ class RetrievalDataset(FeatureDataset):
 
 def collate_videos(items: Sequence[Any]) -> dict[str, Any]:
     """The video half of every batch: ids, padded features, mask, durations."""
-    t_max = max(int(it.feats.shape[0]) for it in items)
     dim = int(items[0].feats.shape[1])
-    feats = torch.zeros(len(items), t_max, dim)
-    mask = torch.zeros(len(items), t_max, dtype=torch.bool)
-    for i, it in enumerate(items):
+    for it in items:
         if it.feats.shape[1] != dim:
             raise DataError(f"feature width {it.feats.shape[1]} != {dim} of the batch",
                             record=it.entry.video_id)
-        feats[i, : it.feats.shape[0]] = it.feats
-        mask[i, : it.feats.shape[0]] = True
+    feats, mask = pad_rows([it.feats for it in items])
     return {"video_ids": [it.entry.video_id for it in items], "feats": feats, "feat_mask": mask,
             "durations": torch.tensor([it.entry.duration for it in items], dtype=torch.float32)}
 
