@@ -27,7 +27,9 @@ Public API reused by others (TempCLR, the FAISS index): :meth:`DualEncoder.encod
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -54,6 +56,8 @@ from vidlang.text.base import TextEncoder, TextEncoding
 from vidlang.text.cache import FrozenTextCache, shared_text_cache
 from vidlang.text.config import TextEncoderConfig, build_text_encoder
 from vidlang.text.finetune import param_groups_with_multipliers
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -85,6 +89,10 @@ class DualEncoderConfig:
     tpmcl_mask_fraction: float = 0.6
     tpmcl_weight: float = 1.0
     text_cache_size: int = 200_000  # frozen encoder: strings kept in the cache
+    # frozen encoder: "lazy" encodes a text in the encoder's current mode when first met (in
+    # training mode with dropout, as the recorded runs did); "precompute" encodes every
+    # training text once before the first step, in eval mode (deterministic, no dropout)
+    frozen_text: str = "lazy"
     multilevel: MultiLevelConfig = field(default_factory=MultiLevelConfig)
 
 
@@ -152,6 +160,21 @@ def _content_word_mask(words: Sequence[str]) -> list[bool]:
     return content_word_mask(words)
 
 
+FROZEN_TEXT_MODES = ("lazy", "precompute")
+
+
+def record_texts(records: Sequence[Any]) -> list[str]:
+    """Every text of training records: ``texts`` (retrieval entries) and ``sentences``
+    (paragraphs, segment pairs), plus ``question`` (MCQA)."""
+    out: list[str] = []
+    for r in records:
+        for key in ("texts", "sentences"):
+            out.extend(getattr(r, key, ()) or ())
+        if isinstance(getattr(r, "question", None), str):
+            out.append(r.question)
+    return out
+
+
 @MODELS.register("dual_encoder")
 class DualEncoder(VidlangModel):
     """CLIP4Clip-style dual encoder; also the shared encoder of DMAE, multi-level and TempCLR."""
@@ -166,6 +189,9 @@ class DualEncoder(VidlangModel):
         if not cfg.train_text_encoder:
             self.text_encoder.requires_grad_(False)
         self._content_mask = content_mask or _content_word_mask
+        if cfg.frozen_text not in FROZEN_TEXT_MODES:
+            raise ConfigError(f"model.frozen_text={cfg.frozen_text!r}: expected one of "
+                              f"{list(FROZEN_TEXT_MODES)}")
         if cfg.twm_unit not in TWM_UNITS:
             raise ConfigError(f"model.twm_unit={cfg.twm_unit!r}: expected one of {sorted(TWM_UNITS)}")
         self._twm = TWM_UNITS[cfg.twm_unit]
@@ -192,10 +218,25 @@ class DualEncoder(VidlangModel):
     def _encode_raw_text(self, texts: Sequence[str]) -> TextEncoding:
         if self.cfg.train_text_encoder:
             return self.text_encoder(list(texts))
+        return self.frozen_text_cache().encode(self.text_encoder, texts)
+
+    def frozen_text_cache(self) -> FrozenTextCache:
+        """The shared cache of the frozen encoder (eval mode with ``frozen_text: precompute``)."""
         if self._text_cache is None:
-            self._text_cache = shared_text_cache(self.text_encoder, repr(self.cfg.text),
-                                                 capacity=self.cfg.text_cache_size)
-        return self._text_cache.encode(self.text_encoder, texts)
+            self._text_cache = shared_text_cache(
+                self.text_encoder, repr(self.cfg.text), capacity=self.cfg.text_cache_size,
+                eval_mode=self.cfg.frozen_text == "precompute")
+        return self._text_cache
+
+    def prepare(self, train_records: Sequence[Any]) -> None:
+        """``frozen_text: precompute``: encode every training text once, before the first step."""
+        if self.cfg.frozen_text != "precompute" or self.cfg.train_text_encoder:
+            return
+        texts = record_texts(train_records)
+        start = time.perf_counter()
+        n = self.frozen_text_cache().warm(self.text_encoder, texts)
+        log.info("frozen text: encoded %d training texts in %.1f s (model.frozen_text=precompute)",
+                 n, time.perf_counter() - start)
 
     def text_repr(self, texts: Sequence[str]) -> TextRepr:
         """Sentence and token embeddings of ``texts`` (projected, normalised) + TWM weights."""

@@ -13,10 +13,14 @@ was shared:
 
 * ``eval_mode=True`` (MMN): the encoder runs in eval mode (no dropout) on the sorted missing
   strings, so a string's vector does not depend on the batch or the RNG.
-* ``eval_mode=False`` (dual encoder, TempCLR): the encoder runs in its current mode on the
-  missing strings in first-seen order. In training mode an HF encoder's dropout is active, so
-  the cached vector of a string carries the dropout draw of the step that first met it (and
-  that draw consumes the global RNG); this is the behaviour the published runs used.
+* ``eval_mode=False`` (dual encoder, TempCLR with ``frozen_text: lazy``, the default): the
+  encoder runs in its current mode on the missing strings in first-seen order. In training
+  mode an HF encoder's dropout is active, so the cached vector of a string carries the dropout
+  draw of the step that first met it (and that draw consumes the global RNG); this is the
+  behaviour the recorded runs used.
+
+``frozen_text: precompute`` (dual encoder family) uses an eval-mode cache and fills it with
+every training text before the first step (:meth:`FrozenTextCache.warm`).
 """
 
 from __future__ import annotations
@@ -81,6 +85,17 @@ class FrozenTextCache:
             words = list(enc.words[i]) if enc.words is not None else [""] * int(n)
             self.items[t] = CachedText(sentence[i], tokens[i, : int(n)], words)
         self.encoded += len(missing)
+
+    def warm(self, encoder: TextEncoder, texts: Sequence[str], batch_size: int = 256) -> int:
+        """Encode every string of ``texts`` not cached yet, in batches of similar length (less
+        padding), before training needs them; returns how many were encoded. Only for an
+        eval-mode cache: in training mode the outputs would depend on when a string is met."""
+        if not self.eval_mode:
+            raise ValueError("warm() needs an eval-mode cache (its outputs do not depend on batching)")
+        missing = sorted({t for t in texts if t not in self.items}, key=lambda t: (len(t), t))
+        for start in range(0, len(missing), batch_size):
+            self._fill(encoder, missing[start:start + batch_size])
+        return len(missing)
 
     def sentences(self, encoder: TextEncoder, texts: Sequence[str]) -> torch.Tensor:
         """[Q, D] sentence vectors of ``texts`` (CPU), encoding the misses first."""

@@ -504,6 +504,9 @@ class AlignmentPipeline(TaskPipeline):
             self._paragraphs[split] = list(paragraphs)
         return self._paragraphs[split]
 
+    def training_records(self) -> list[Paragraph]:
+        return self.paragraphs(self.data.train_split)
+
     def video_labels(self, split: str) -> dict[str, Any] | None:
         """Video id -> class for the few-shot video-to-video metric, or None when the dataset
         has no labels (``VIDEO_LABELS``)."""

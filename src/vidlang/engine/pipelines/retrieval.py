@@ -270,6 +270,9 @@ class RetrievalPipeline(_FeaturePipeline):
             self._entries[split] = load_entries(self.data, split)
         return self._entries[split]
 
+    def training_records(self) -> list[RetrievalEntry]:
+        return self.entries(self.data.train_split)
+
     def train_loader(self, rank: int = 0, world_size: int = 1) -> DataLoader:
         ds = RetrievalDataset(self.entries(self.data.train_split), self._features,
                               self.feature_spec, self.data.train_captions, self.cfg.seed, self.memo)
@@ -468,6 +471,9 @@ class MCQAPipeline(_FeaturePipeline):
             if not self._questions[split]:
                 raise DataError(f"split {split!r} has no questions", self.data.root)
         return self._questions[split]
+
+    def training_records(self) -> list[QuestionEntry]:
+        return self.questions(self.data.train_split)
 
     def _dataset(self, split: str) -> QuestionDataset:
         return QuestionDataset(self.questions(split), self._features, self.feature_spec, self.memo)
