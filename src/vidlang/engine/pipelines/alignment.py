@@ -39,6 +39,7 @@ from vidlang.engine.pipelines.features import (
     FeatureSource,
     feature_memo,
     feature_source,
+    flat_rows,
     gather_rows,
     pad_rows,
 )
@@ -153,6 +154,9 @@ class AlignmentItem:
     frames: list[list[int]]
     bg_windows: list[Window] = field(default_factory=list)  # fixed windows (background kept)
     bg_frames: list[list[int]] = field(default_factory=list)
+    # frames / bg_frames concatenated (built once per item, for the collate's single gather)
+    frames_flat: torch.Tensor | None = field(default=None, repr=False, compare=False)
+    bg_flat: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
 
 class AlignmentDataset(FeatureDataset):
@@ -167,6 +171,7 @@ class AlignmentDataset(FeatureDataset):
         self.data = data
         self.background = background
         self.items: list[tuple[Paragraph, list[int]]] = []
+        self.built: dict[int, AlignmentItem] = {}  # items whose features the memo holds
         self.skipped: list[str] = []
         for p in paragraphs:
             if not p.sentences:
@@ -183,37 +188,49 @@ class AlignmentDataset(FeatureDataset):
         return len(self.items)
 
     def __getitem__(self, index: int) -> AlignmentItem:
+        item = self.built.get(index)
+        if item is None:
+            item = self._build(index)
+            if self.memo is not None and self.memo.get(item.video_id) is not None:
+                self.built[index] = item  # same features, windows and rows every epoch
+        return item
+
+    def _build(self, index: int) -> AlignmentItem:
         p, picks = self.items[index]
         feats = self.video_features(p.video_id)
         windows: list[Window] = [(float(p.windows[i][0]), float(p.windows[i][1])) for i in picks]
         frames = [window_frames(w, feats.shape[0], float(p.duration), self.data.max_clip_frames,
                                 p.video_id) for w in windows]
         item = AlignmentItem(p.video_id, feats, float(p.duration),
-                             [p.sentences[i] for i in picks], windows, frames)
+                             [p.sentences[i] for i in picks], windows, frames,
+                             frames_flat=flat_rows(frames))
         if self.background is not None:
             item.bg_windows = cut_windows(float(p.duration), *self.background)
             item.bg_frames = [window_frames(w, feats.shape[0], float(p.duration),
                                             self.data.max_clip_frames, p.video_id)
                               for w in item.bg_windows]
+            item.bg_flat = flat_rows(item.bg_frames)
         return item
 
 
 def _sequence_index(counts: Sequence[int]) -> torch.Tensor:
     """[B, max count] rows of a flat segment list per video, -1 past each video's count."""
-    index = torch.full((len(counts), max(counts)), -1, dtype=torch.long)
-    start = 0
-    for b, count in enumerate(counts):
-        index[b, :count] = torch.arange(start, start + count)
-        start += count
-    return index
+    sizes = torch.tensor(list(counts), dtype=torch.long)
+    starts = torch.cumsum(sizes, 0) - sizes
+    cols = torch.arange(int(sizes.max()))[None, :]
+    return torch.where(cols < sizes[:, None], starts[:, None] + cols, torch.tensor(-1))
+
+
+def _flats(flats: Sequence[torch.Tensor | None]) -> list[torch.Tensor] | None:
+    return None if any(f is None for f in flats) else list(flats)  # type: ignore[arg-type]
 
 
 def collate_alignment(items: Sequence[AlignmentItem]) -> dict[str, Any]:
     """The alignment batch documented in :mod:`vidlang.models.tempclr` (``win_*`` /
     ``bg_windows`` only when the items carry fixed windows)."""
     feats, feat_mask = pad_rows([it.feats for it in items])
-    seg_feats, seg_mask = gather_rows([it.feats for it in items],
-                                      [(i, rows) for i, it in enumerate(items) for rows in it.frames])
+    seg_feats, seg_mask = gather_rows([it.feats for it in items], [it.frames for it in items],
+                                      _flats([it.frames_flat for it in items]))
     seq_index = _sequence_index([len(it.sentences) for it in items])
     batch: dict[str, Any] = {
         "video_ids": [it.video_id for it in items],
@@ -229,8 +246,8 @@ def collate_alignment(items: Sequence[AlignmentItem]) -> dict[str, Any]:
     }
     if all(it.bg_frames for it in items):
         win_feats, win_mask = gather_rows([it.feats for it in items],
-                                          [(i, rows) for i, it in enumerate(items)
-                                           for rows in it.bg_frames])
+                                          [it.bg_frames for it in items],
+                                          _flats([it.bg_flat for it in items]))
         win_index = _sequence_index([len(it.bg_frames) for it in items])
         batch.update(win_feats=win_feats, win_mask=win_mask, win_index=win_index,
                      bg_windows=[list(it.bg_windows) for it in items])

@@ -76,21 +76,32 @@ def pad_rows(rows: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return out, torch.arange(out.shape[1])[None, :] < lengths[:, None]
 
 
-def gather_rows(feats: Sequence[torch.Tensor], picks: Sequence[tuple[int, Sequence[int]]]
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``pad_rows([feats[i][rows] for i, rows in picks])`` with one gather: every picked row
-    of every tensor is indexed at once (padding points at an appended zero row)."""
+def flat_rows(groups: Sequence[Sequence[int]]) -> torch.Tensor:
+    """The row lists of one tensor's picks, concatenated (the ``flat`` of :func:`gather_rows`)."""
+    return torch.tensor([r for rows in groups for r in rows], dtype=torch.long)
+
+
+def gather_rows(feats: Sequence[torch.Tensor], groups: Sequence[Sequence[Sequence[int]]],
+                flat: Sequence[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``pad_rows([feats[i][rows] for i in range(len(feats)) for rows in groups[i]])`` with one
+    ``index_select``: every picked row of every tensor at once, padding pointing at an appended
+    zero row. ``flat``: each tensor's :func:`flat_rows`, when the caller keeps them."""
     width = int(feats[0].shape[-1])
     base = torch.cat([*(f.float() for f in feats), torch.zeros(1, width)])
-    starts = [0]
-    for f in feats:
-        starts.append(starts[-1] + int(f.shape[0]))
-    lengths = torch.tensor([len(rows) for _, rows in picks], dtype=torch.long)
-    longest = int(lengths.max()) if len(picks) else 0
+    lengths = torch.tensor([len(rows) for group in groups for rows in group], dtype=torch.long)
+    longest = int(lengths.max()) if len(lengths) else 0
     mask = torch.arange(longest)[None, :] < lengths[:, None]
-    index = torch.full((len(picks), longest), starts[-1], dtype=torch.long)
-    index[mask] = torch.tensor([starts[i] + r for i, rows in picks for r in rows], dtype=torch.long)
-    return base[index], mask
+    index = torch.full((len(lengths), longest), base.shape[0] - 1, dtype=torch.long)
+    if flat is None:
+        flat = [flat_rows(group) for group in groups]
+    start, parts = 0, []
+    for f, rows in zip(feats, flat):
+        parts.append(rows + start)
+        start += int(f.shape[0])
+    if parts:
+        index[mask] = torch.cat(parts)
+    out = torch.index_select(base, 0, index.reshape(-1)).view(len(lengths), longest, width)
+    return out, mask
 
 
 def raw_length(raw: Any) -> int:
