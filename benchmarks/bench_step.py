@@ -45,7 +45,8 @@ FULL_VIDEOS, FULL_QUERIES = 5_336, 12_404  # Charades-STA train + test
 # before epoch 1; changes the numbers, see docs/engine.md); the others keep the arithmetic
 CONFIGS = ("mmn/cpu", "retrieval/synthvl_cpu", "retrieval/synthvl_cpu+precompute",
            "tempclr/synthvl_cpu", "tempclr/synthvl_cpu+precompute")
-VARIANTS = {"precompute": {"model": {"frozen_text": "precompute"}}}
+VARIANTS = {"precompute": {"model": {"frozen_text": "precompute"}},
+            "workers": {"data": {"num_workers": 1}}}
 PHASES = ("data", "text", "forward", "backward", "optimiser")
 DATA_PARTS = ("hdf5", "collate")  # sub-phases of data (the rest: resampling / item building)
 
@@ -109,9 +110,9 @@ def build(name: str, videos: list[Video], features: Path, root: Path,
     from vidlang.engine.pipelines.grounding import GroundingPipeline
     from vidlang.engine.pipelines.retrieval import RetrievalEntry, RetrievalPipeline
 
-    name, _, variant = name.partition("+")
+    name, *variants = name.split("+")
     width = {"input_dim": DIM} if name.startswith("mmn") else {"video_dim": DIM}
-    cfg = build_config(OmegaConf.merge(load_raw_config(name), VARIANTS.get(variant, {}), {
+    cfg = build_config(OmegaConf.merge(load_raw_config(name), *(VARIANTS[v] for v in variants), {
         "model": width,
         "data": {"root": str(root), "features": str(features), "select_split": None},
         "trainer": {"accelerator": "cpu", "progress_bar": False}}, overrides or {}))

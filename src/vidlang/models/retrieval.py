@@ -238,6 +238,29 @@ class DualEncoder(VidlangModel):
         log.info("frozen text: encoded %d training texts in %.1f s (model.frozen_text=precompute)",
                  n, time.perf_counter() - start)
 
+    def sentence_vectors(self, texts: Sequence[str]) -> torch.Tensor:
+        """``text_repr(texts).sentence`` without the token outputs (no padded token tensor, no
+        token projection): the same values, for callers that use only sentence vectors."""
+        if len(texts) == 0:
+            raise DataError("no texts to encode")
+        if self.cfg.train_text_encoder:
+            raw = self.text_encoder(list(texts)).sentence
+        else:
+            raw = self.frozen_text_cache().sentences(self.text_encoder, texts)
+        return F.normalize(self.text_proj(raw.to(self.text_proj.weight.device)), dim=-1)
+
+    def needs_tokens(self) -> bool:
+        """Whether training reads token outputs (token-wise similarity, TPM-CL, multi-level)."""
+        return (self.cfg.similarity != "sentence" or self.tpmcl is not None
+                or self.multilevel is not None)
+
+    def sentence_only_repr(self, texts: Sequence[str]) -> TextRepr:
+        """A :class:`TextRepr` whose single "token" is the sentence vector, for training runs
+        that never read tokens (``needs_tokens()`` is False)."""
+        sentence = self.sentence_vectors(texts)
+        mask = torch.ones(sentence.shape[0], 1, dtype=torch.bool, device=sentence.device)
+        return TextRepr(sentence, sentence[:, None, :], mask, mask.to(sentence.dtype))
+
     def text_repr(self, texts: Sequence[str]) -> TextRepr:
         """Sentence and token embeddings of ``texts`` (projected, normalised) + TWM weights."""
         if len(texts) == 0:
@@ -274,7 +297,7 @@ class DualEncoder(VidlangModel):
 
     def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
         """Normalised sentence vectors [B, D] (the query side, e.g. for FAISS)."""
-        return self.text_repr(texts).sentence
+        return self.sentence_vectors(texts)
 
     def similarity(self, text: TextRepr, video: VideoRepr) -> torch.Tensor:
         """The model's text x video similarity [Q, B] (without the logit scale)."""
@@ -291,7 +314,7 @@ class DualEncoder(VidlangModel):
             raise DataError(f"retrieval batch: {len(texts)} texts for {batch['feats'].shape[0]} "
                             "videos (training needs one text per video)")
         local_video = self.video_repr(batch["feats"], batch["feat_mask"])
-        local_text = self.text_repr(texts)
+        local_text = self.text_repr(texts) if self.needs_tokens() else self.sentence_only_repr(texts)
         video, text, ids, texts = self._maybe_gather(local_video, local_text, batch["video_ids"],
                                                      texts, state)
         sim = self.similarity(text, video)

@@ -148,7 +148,7 @@ class TempCLR(DualEncoder):
         """Normalised caption [S, D] and clip [S, D] embeddings of every pair, and the clips'
         per-frame representation (for segment-level negatives)."""
         video = self.video_repr(batch["seg_feats"], batch["seg_mask"])
-        text = self.text_repr(list(batch["seg_texts"])).sentence
+        text = self.sentence_vectors(list(batch["seg_texts"]))
         return text, video.pooled, video
 
     @staticmethod

@@ -114,7 +114,21 @@ def clip_centre_times(num_raw: int, duration: float, spec: FeatureSpec) -> torch
     return (rows + 0.5) * step
 
 
-class RetrievalDataset(FeatureDataset):
+class _CentresMixin:
+    """Clip centre times computed once per video (they depend only on its length)."""
+
+    spec: FeatureSpec
+
+    def centres(self, video_id: str, num_raw: int, duration: float) -> torch.Tensor | None:
+        cache: dict[tuple[str, int, float], torch.Tensor | None] = self.__dict__.setdefault(
+            "_centres", {})
+        key = (video_id, num_raw, duration)
+        if key not in cache:
+            cache[key] = clip_centre_times(num_raw, duration, self.spec)
+        return cache[key]
+
+
+class RetrievalDataset(_CentresMixin, FeatureDataset):
     """Items: (video, chosen caption) for training, (video, all texts) for evaluation."""
 
     def __init__(self, entries: Sequence[RetrievalEntry],
@@ -144,7 +158,7 @@ class RetrievalDataset(FeatureDataset):
         picks = self._pick(entry, caption)
         return RetrievalItem(entry, feats, tuple(entry.texts[c] for c in picks),
                              tuple(f"{entry.video_id}#{c}" for c in picks),
-                             clip_centre_times(num_raw, entry.duration, self.spec))
+                             self.centres(entry.video_id, num_raw, entry.duration))
 
 
 def collate_videos(items: Sequence[Any]) -> dict[str, Any]:
@@ -404,7 +418,7 @@ QUESTION_SOURCES: dict[str, Callable[[DataConfig, str], list[QuestionEntry]]] = 
     "jsonl": _jsonl_questions, "synthvl": _synthvl_questions}
 
 
-class QuestionDataset(FeatureDataset):
+class QuestionDataset(_CentresMixin, FeatureDataset):
     def __init__(self, entries: Sequence[QuestionEntry],
                  features: FeatureSource | Callable[[], FeatureSource], spec: FeatureSpec,
                  memo: FeatureMemo | None = None) -> None:
@@ -418,7 +432,7 @@ class QuestionDataset(FeatureDataset):
     def __getitem__(self, index: int) -> QuestionItem:
         e = self.entries[index]
         feats, num_raw = self.prepared(e.video_id)
-        return QuestionItem(e, feats, clip_centre_times(num_raw, e.duration, self.spec))
+        return QuestionItem(e, feats, self.centres(e.video_id, num_raw, e.duration))
 
 
 def collate_mcqa(items: Sequence[QuestionItem], segments: bool = True) -> dict[str, Any]:
