@@ -14,7 +14,10 @@ models, optimisers and grad clipping in a plain loop that times each phase of ev
 It runs two epochs (epoch 1 starts with an empty text cache, epoch 2 is the steady state), then
 the model-only time: forward + backward + optimiser over epoch 2's batches, pre-built, in the same
 run. Printed: ms per step and share of the step per phase, the data + text share against the
-15 % target (judged on epoch 2), and epoch time / model-only time. Seed 0 everywhere.
+15 % target (judged on epoch 2; ``--check`` turns a miss into exit status 1), and epoch time /
+model-only time. Seed 0 everywhere. ``+precompute`` rows run the dual-encoder configs with
+``model.frozen_text=precompute`` (changes the numbers, see docs/engine.md); all other rows keep
+the arithmetic of the code before issue 16 (``--fingerprint`` compares two versions).
 
     python benchmarks/bench_step.py            # Charades-STA size (takes a while on 2 cores)
     python benchmarks/bench_step.py --quick    # 400 videos (for `make bench`)
@@ -318,7 +321,11 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="400 videos, 60 steps per epoch at most")
     ap.add_argument("--videos", type=int, default=None, help="number of videos (default 5,336)")
     ap.add_argument("--max-steps", type=int, default=None, help="steps per epoch at most")
-    ap.add_argument("--configs", nargs="+", default=list(CONFIGS))
+    ap.add_argument("--configs", nargs="+", default=list(CONFIGS),
+                    help="config names, with +precompute / +workers for variants")
+    ap.add_argument("--check", action="store_true",
+                    help="exit 1 when a config misses the target (timings on a shared machine "
+                         "are noisy, so `make bench` only prints)")
     ap.add_argument("--fingerprint", metavar="JSON", default=None,
                     help="only write losses + weight hashes of 2 short epochs per config (160 "
                          "videos) to JSON, to compare two versions of the code")
@@ -351,7 +358,7 @@ def main() -> int:
         for name in args.configs:
             ok &= report(run_config(name, videos, features, Path(tmp), max_steps))
     print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
-    return 0 if ok else 1
+    return 0 if ok or not args.check else 1
 
 
 if __name__ == "__main__":
