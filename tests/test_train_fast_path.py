@@ -158,3 +158,16 @@ def test_sentence_vectors_equal_text_repr() -> None:
     model = DualEncoder(cfg)
     texts = ["a man runs", "the dog barks loudly"]
     assert torch.equal(model.sentence_vectors(texts), model.text_repr(texts).sentence)
+
+
+def test_workers_share_a_preloaded_memo(data: tuple[list, Path, Path]) -> None:
+    """With DataLoader workers the memo is filled before they fork; batches are unchanged."""
+    videos, features, root = data
+    _, _, plain = bench.build("tempclr/synthvl_cpu", videos, features, root)
+    _, _, workers = bench.build("tempclr/synthvl_cpu", videos, features, root,
+                                {"data": {"num_workers": 1}})
+    loader = workers.train_loader()
+    assert len(workers.memo.items) == len(videos)
+    for a, b in zip(plain.train_loader(), loader):
+        assert a["video_ids"] == b["video_ids"] and a["seg_texts"] == b["seg_texts"]
+        assert torch.equal(a["seg_feats"], b["seg_feats"]) and torch.equal(a["feats"], b["feats"])

@@ -191,8 +191,9 @@ class FeatureDataset(Dataset):
         fork, so they share the memory); a no-op without a memo or once it is full."""
         if self.memo is None or self.memo.full:
             return
-        log.info("reading the features of %d items into memory (data.feature_cache_mb)", len(self))
-        for index in range(len(self)):
+        count = len(self)  # type: ignore[arg-type]  # every subclass defines __len__
+        log.info("reading the features of %d items into memory (data.feature_cache_mb)", count)
+        for index in range(count):
             self[index]
             if self.memo.full:
                 log.info("data.feature_cache_mb reached: the other videos are read per step")
