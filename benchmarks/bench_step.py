@@ -157,9 +157,16 @@ class Clock:
         return timed
 
 
-def _text_method(model: Any) -> str:
-    """The model method that turns strings into encoder outputs (cache included)."""
-    return "encode_text" if model.task == "grounding" else "_encode_raw_text"
+def _text_hooks(model: Any) -> list[tuple[Any, str]]:
+    """(object, method name) pairs that turn strings into encoder outputs, cache included:
+    MMN's ``encode_text``; the dual encoder's shared cache (``sentences`` / ``encode``) where
+    the model has one (``frozen_text_cache``), else its ``_encode_raw_text`` (older code)."""
+    if model.task == "grounding":
+        return [(model, "encode_text")]
+    if hasattr(model, "frozen_text_cache") and not model.cfg.train_text_encoder:
+        cache = model.frozen_text_cache()
+        return [(cache, "sentences"), (cache, "encode")]
+    return [(model, "_encode_raw_text")]
 
 
 @contextlib.contextmanager
@@ -169,16 +176,18 @@ def instrumented(model: Any, loader: Any, clock: Clock) -> Iterator[None]:
 
     raw = FeatureDataset.raw_features
     collate = loader.collate_fn
-    name = _text_method(model)
+    hooks = _text_hooks(model)
     FeatureDataset.raw_features = clock.wrap("hdf5", raw)  # type: ignore[method-assign]
     loader.collate_fn = clock.wrap("collate", collate)
-    setattr(model, name, clock.wrap("text", getattr(model, name)))
+    for obj, name in hooks:
+        setattr(obj, name, clock.wrap("text", getattr(obj, name)))
     try:
         yield
     finally:
         FeatureDataset.raw_features = raw  # type: ignore[method-assign]
         loader.collate_fn = collate
-        delattr(model, name)
+        for obj, name in hooks:
+            delattr(obj, name)
 
 
 def train_step(model: Any, opt: Any, cfg: Any, batch: dict[str, Any], state: Any,
