@@ -96,6 +96,9 @@ class DataConfig:
     batch_size: int = 8
     eval_batch_size: int = 16
     num_workers: int = 0
+    # prepared (resampled) features kept in memory across epochs, up to this many MiB per
+    # pipeline (0 = read and resample every video at every step); see docs/engine.md
+    feature_cache_mb: int = 2048
 
 
 @dataclass

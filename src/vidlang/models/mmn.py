@@ -36,6 +36,7 @@ from vidlang.models.blocks.proposal_map import (
 from vidlang.models.feature_dim import dim_mismatch, require_dim
 from vidlang.registry import MODELS
 from vidlang.text.base import TextEncoder
+from vidlang.text.cache import FrozenTextCache, shared_text_cache
 from vidlang.text.config import TextEncoderConfig, build_text_encoder
 from vidlang.text.finetune import apply_freeze, param_groups_with_multipliers
 
@@ -119,21 +120,6 @@ def build_mmn_text_encoder(cfg: TextEncoderConfig) -> TextEncoder:
     except ConfigError as e:
         message = str(e)
         raise ConfigError(message if message.startswith("model.") else f"model.{message}") from None
-
-
-_FROZEN_TEXT_CACHES: dict[tuple[str, str, str], dict[str, torch.Tensor]] = {}
-
-
-def frozen_text_cache(encoder: TextEncoder, settings: str) -> dict[str, torch.Tensor]:
-    """string -> sentence vector, shared by every model in the process whose frozen encoder
-    has the same class, settings and weights (so seeds and baselines encode each string once)."""
-    with torch.no_grad():
-        weights = [t.detach().double() for t in encoder.state_dict().values()
-                   if t.is_floating_point()]
-        fingerprint = repr([(tuple(t.shape), float(t.sum()), float(t.abs().sum()))
-                            for t in weights])
-    key = (type(encoder).__qualname__, settings, fingerprint)
-    return _FROZEN_TEXT_CACHES.setdefault(key, {})
 
 
 class FeatPool(nn.Module):
@@ -227,7 +213,7 @@ class MMN(VidlangModel):
         super().__init__(cfg)
         validate_config(cfg)
         self.text_encoder = text_encoder or build_mmn_text_encoder(cfg.text)
-        self._text_cache: Optional[dict[str, torch.Tensor]] = None
+        self._text_cache: Optional[FrozenTextCache] = None
         self.featpool = FeatPool(cfg.input_dim, cfg.featpool_hidden, cfg.featpool_kernel,
                                  cfg.num_pre_clips // cfg.num_clips)
         self.map2d = SparseMaxPool2DMap(cfg.num_clips, cfg.pooling_counts)
@@ -260,17 +246,9 @@ class MMN(VidlangModel):
             with torch.set_grad_enabled(torch.is_grad_enabled() and trainable):
                 return self.text_encoder(list(queries)).sentence
         if self._text_cache is None:
-            self._text_cache = frozen_text_cache(self.text_encoder, repr(self.cfg.text))
-        cache = self._text_cache
-        missing = sorted({q for q in queries if q not in cache})
-        if missing:
-            was_training = self.text_encoder.training
-            self.text_encoder.eval()
-            with torch.no_grad():
-                vectors = self.text_encoder(missing).sentence.detach()
-            self.text_encoder.train(was_training)
-            cache.update(zip(missing, vectors))
-        return torch.stack([cache[q] for q in queries])
+            self._text_cache = shared_text_cache(self.text_encoder, repr(self.cfg.text),
+                                                 eval_mode=True)
+        return self._text_cache.sentences(self.text_encoder, queries)
 
     def forward(self, batch: dict[str, Any]) -> GroundingScores:
         feats = batch["feats"]

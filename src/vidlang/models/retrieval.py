@@ -27,7 +27,9 @@ Public API reused by others (TempCLR, the FAISS index): :meth:`DualEncoder.encod
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -52,8 +54,11 @@ from vidlang.models.feature_dim import dim_mismatch, require_dim
 from vidlang.models.multilevel import MultiLevelAlignment, MultiLevelConfig
 from vidlang.registry import MODELS, Registry
 from vidlang.text.base import TextEncoder, TextEncoding
+from vidlang.text.cache import FrozenTextCache, shared_text_cache
 from vidlang.text.config import TextEncoderConfig, build_text_encoder
 from vidlang.text.finetune import param_groups_with_multipliers
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -85,6 +90,10 @@ class DualEncoderConfig:
     tpmcl_mask_fraction: float = 0.6
     tpmcl_weight: float = 1.0
     text_cache_size: int = 200_000  # frozen encoder: strings kept in the cache
+    # frozen encoder: "lazy" encodes a text in the encoder's current mode when first met (in
+    # training mode with dropout, as the recorded runs did); "precompute" encodes every
+    # training text once before the first step, in eval mode (deterministic, no dropout)
+    frozen_text: str = "lazy"
     multilevel: MultiLevelConfig = field(default_factory=MultiLevelConfig)
 
 
@@ -152,52 +161,19 @@ def _content_word_mask(words: Sequence[str]) -> list[bool]:
     return content_word_mask(words)
 
 
-class _TextCache:
-    """Outputs of a frozen text encoder per string (CPU), so each caption is encoded once."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.items: dict[str, tuple[torch.Tensor, torch.Tensor, list[str]]] = {}
-
-    def encode(self, encoder: TextEncoder, texts: Sequence[str]) -> TextEncoding:
-        missing = list(dict.fromkeys(t for t in texts if t not in self.items))
-        if missing:
-            with torch.no_grad():
-                enc = encoder(missing)
-            if len(self.items) + len(missing) > self.capacity:
-                self.items.clear()
-            for i, t in enumerate(missing):
-                n = int(enc.mask[i].sum())
-                words = list(enc.words[i]) if enc.words is not None else [""] * n
-                self.items[t] = (enc.sentence[i].detach().cpu(), enc.tokens[i, :n].detach().cpu(),
-                                 words)
-        entries = [self.items[t] for t in texts]
-        length = max(1, max(e[1].shape[0] for e in entries))
-        dim = entries[0][0].shape[-1]
-        tokens = torch.zeros(len(texts), length, dim)
-        mask = torch.zeros(len(texts), length, dtype=torch.bool)
-        for i, (_, tok, _) in enumerate(entries):
-            tokens[i, : tok.shape[0]] = tok
-            mask[i, : tok.shape[0]] = True
-        sentence = torch.stack([e[0] for e in entries])
-        return TextEncoding(sentence, tokens, mask, [e[2] for e in entries])
+FROZEN_TEXT_MODES = ("lazy", "precompute")
 
 
-_SHARED_CACHES: dict[tuple[str, str, str], _TextCache] = {}
-
-
-def shared_text_cache(encoder: TextEncoder, capacity: int, settings: str = "") -> _TextCache:
-    """One cache per frozen encoder *content* (class, settings such as max_length, parameter
-    fingerprint), shared by every model in the process, so repeated runs (seeds, ablations)
-    encode each string once."""
-    with torch.no_grad():
-        state = [t.detach().double().cpu() for t in encoder.state_dict().values()
-                 if t.is_floating_point()]
-        fingerprint = repr([(tuple(t.shape), float(t.sum()), float(t.abs().sum())) for t in state])
-    key = (type(encoder).__qualname__, settings, fingerprint)
-    if key not in _SHARED_CACHES:
-        _SHARED_CACHES[key] = _TextCache(capacity)
-    return _SHARED_CACHES[key]
+def record_texts(records: Sequence[Any]) -> list[str]:
+    """Every text of training records: ``texts`` (retrieval entries) and ``sentences``
+    (paragraphs, segment pairs), plus ``question`` (MCQA)."""
+    out: list[str] = []
+    for r in records:
+        for key in ("texts", "sentences"):
+            out.extend(getattr(r, key, ()) or ())
+        if isinstance(getattr(r, "question", None), str):
+            out.append(r.question)
+    return out
 
 
 @MODELS.register("dual_encoder")
@@ -214,10 +190,13 @@ class DualEncoder(VidlangModel):
         if not cfg.train_text_encoder:
             self.text_encoder.requires_grad_(False)
         self._content_mask = content_mask or _content_word_mask
+        if cfg.frozen_text not in FROZEN_TEXT_MODES:
+            raise ConfigError(f"model.frozen_text={cfg.frozen_text!r}: expected one of "
+                              f"{list(FROZEN_TEXT_MODES)}")
         if cfg.twm_unit not in TWM_UNITS:
             raise ConfigError(f"model.twm_unit={cfg.twm_unit!r}: expected one of {sorted(TWM_UNITS)}")
         self._twm = TWM_UNITS[cfg.twm_unit]
-        self._text_cache: _TextCache | None = None
+        self._text_cache: FrozenTextCache | None = None
         self.video_proj = nn.Linear(require_dim(cfg.video_dim, "video_dim"), cfg.embed_dim)
         self.text_proj = nn.Linear(self.text_encoder.dim, cfg.embed_dim)
         self.temporal = TEMPORAL_MODULES.get(cfg.temporal)(
@@ -240,10 +219,48 @@ class DualEncoder(VidlangModel):
     def _encode_raw_text(self, texts: Sequence[str]) -> TextEncoding:
         if self.cfg.train_text_encoder:
             return self.text_encoder(list(texts))
+        return self.frozen_text_cache().encode(self.text_encoder, texts)
+
+    def frozen_text_cache(self) -> FrozenTextCache:
+        """The shared cache of the frozen encoder (eval mode with ``frozen_text: precompute``)."""
         if self._text_cache is None:
-            self._text_cache = shared_text_cache(self.text_encoder, self.cfg.text_cache_size,
-                                                 repr(self.cfg.text))
-        return self._text_cache.encode(self.text_encoder, texts)
+            self._text_cache = shared_text_cache(
+                self.text_encoder, repr(self.cfg.text), capacity=self.cfg.text_cache_size,
+                eval_mode=self.cfg.frozen_text == "precompute")
+        return self._text_cache
+
+    def prepare(self, train_records: Sequence[Any]) -> None:
+        """``frozen_text: precompute``: encode every training text once, before the first step."""
+        if self.cfg.frozen_text != "precompute" or self.cfg.train_text_encoder:
+            return
+        texts = record_texts(train_records)
+        start = time.perf_counter()
+        n = self.frozen_text_cache().warm(self.text_encoder, texts)
+        log.info("frozen text: encoded %d training texts in %.1f s (model.frozen_text=precompute)",
+                 n, time.perf_counter() - start)
+
+    def sentence_vectors(self, texts: Sequence[str]) -> torch.Tensor:
+        """``text_repr(texts).sentence`` without the token outputs (no padded token tensor, no
+        token projection): the same values, for callers that use only sentence vectors."""
+        if len(texts) == 0:
+            raise DataError("no texts to encode")
+        if self.cfg.train_text_encoder:
+            raw = self.text_encoder(list(texts)).sentence
+        else:
+            raw = self.frozen_text_cache().sentences(self.text_encoder, texts)
+        return F.normalize(self.text_proj(raw.to(self.text_proj.weight.device)), dim=-1)
+
+    def needs_tokens(self) -> bool:
+        """Whether training reads token outputs (token-wise similarity, TPM-CL, multi-level)."""
+        return (self.cfg.similarity != "sentence" or self.tpmcl is not None
+                or self.multilevel is not None)
+
+    def sentence_only_repr(self, texts: Sequence[str]) -> TextRepr:
+        """A :class:`TextRepr` whose single "token" is the sentence vector, for training runs
+        that never read tokens (``needs_tokens()`` is False)."""
+        sentence = self.sentence_vectors(texts)
+        mask = torch.ones(sentence.shape[0], 1, dtype=torch.bool, device=sentence.device)
+        return TextRepr(sentence, sentence[:, None, :], mask, mask.to(sentence.dtype))
 
     def text_repr(self, texts: Sequence[str]) -> TextRepr:
         """Sentence and token embeddings of ``texts`` (projected, normalised) + TWM weights."""
@@ -280,7 +297,7 @@ class DualEncoder(VidlangModel):
 
     def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
         """Normalised sentence vectors [B, D] (the query side, e.g. for FAISS)."""
-        return self.text_repr(texts).sentence
+        return self.sentence_vectors(texts)
 
     def similarity(self, text: TextRepr, video: VideoRepr) -> torch.Tensor:
         """The model's text x video similarity [Q, B] (without the logit scale)."""
@@ -297,7 +314,7 @@ class DualEncoder(VidlangModel):
             raise DataError(f"retrieval batch: {len(texts)} texts for {batch['feats'].shape[0]} "
                             "videos (training needs one text per video)")
         local_video = self.video_repr(batch["feats"], batch["feat_mask"])
-        local_text = self.text_repr(texts)
+        local_text = self.text_repr(texts) if self.needs_tokens() else self.sentence_only_repr(texts)
         video, text, ids, texts = self._maybe_gather(local_video, local_text, batch["video_ids"],
                                                      texts, state)
         sim = self.similarity(text, video)

@@ -71,6 +71,14 @@ class TempCLRConfig(DualEncoderConfig):
     tempclr_faithful_eval: bool = False
 
 
+def distinct_pairs(texts: list[str]) -> torch.Tensor:
+    """[S, S] bool, True where texts a and b differ (equal captions are not negatives); one
+    comparison of integer ids instead of S^2 string comparisons in Python."""
+    ids: dict[str, int] = {}
+    codes = torch.tensor([ids.setdefault(t, len(ids)) for t in texts], dtype=torch.long)
+    return codes[:, None] != codes[None, :]
+
+
 def _freeze_all(model: TempCLR) -> None:
     """``trainable: all`` leaves every parameter as the encoder set it."""
 
@@ -140,7 +148,7 @@ class TempCLR(DualEncoder):
         """Normalised caption [S, D] and clip [S, D] embeddings of every pair, and the clips'
         per-frame representation (for segment-level negatives)."""
         video = self.video_repr(batch["seg_feats"], batch["seg_mask"])
-        text = self.text_repr(list(batch["seg_texts"])).sentence
+        text = self.sentence_vectors(list(batch["seg_texts"]))
         return text, video.pooled, video
 
     @staticmethod
@@ -164,7 +172,7 @@ class TempCLR(DualEncoder):
         out: dict[str, torch.Tensor] = {}
         if cfg.clip_weight > 0:
             texts = list(batch["seg_texts"])
-            valid = torch.tensor([[a != b for b in texts] for a in texts], device=text.device)
+            valid = distinct_pairs(texts).to(text.device)
             logits = self.scale() * text @ clips.t()
             out["clip_nce"] = cfg.clip_weight * clip_info_nce(logits, valid, cfg.infonce_reduction)
         if cfg.align_weight > 0:

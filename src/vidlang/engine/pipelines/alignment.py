@@ -35,8 +35,13 @@ from vidlang.data.records import Paragraph
 from vidlang.engine.pipelines.base import TaskPipeline, make_loader
 from vidlang.engine.pipelines.features import (
     FeatureDataset,
+    FeatureMemo,
     FeatureSource,
+    feature_memo,
     feature_source,
+    flat_rows,
+    gather_rows,
+    pad_rows,
 )
 from vidlang.engine.schema import DataConfig, ExperimentConfig
 from vidlang.errors import ConfigError, DataError
@@ -149,6 +154,9 @@ class AlignmentItem:
     frames: list[list[int]]
     bg_windows: list[Window] = field(default_factory=list)  # fixed windows (background kept)
     bg_frames: list[list[int]] = field(default_factory=list)
+    # frames / bg_frames concatenated (built once per item, for the collate's single gather)
+    frames_flat: torch.Tensor | None = field(default=None, repr=False, compare=False)
+    bg_flat: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
 
 class AlignmentDataset(FeatureDataset):
@@ -157,11 +165,13 @@ class AlignmentDataset(FeatureDataset):
 
     def __init__(self, paragraphs: Sequence[Paragraph], features: FeatureSource | Callable[[], FeatureSource],
                  spec: FeatureSpec, data: AlignmentDataConfig, train: bool,
-                 background: tuple[float, float] | None = None) -> None:
-        super().__init__(features, spec)
+                 background: tuple[float, float] | None = None,
+                 memo: FeatureMemo | None = None) -> None:
+        super().__init__(features, spec, memo)
         self.data = data
         self.background = background
         self.items: list[tuple[Paragraph, list[int]]] = []
+        self.built: dict[int, AlignmentItem] = {}  # items whose features the memo holds
         self.skipped: list[str] = []
         for p in paragraphs:
             if not p.sentences:
@@ -178,47 +188,49 @@ class AlignmentDataset(FeatureDataset):
         return len(self.items)
 
     def __getitem__(self, index: int) -> AlignmentItem:
+        item = self.built.get(index)
+        if item is None:
+            item = self._build(index)
+            if self.memo is not None and self.memo.get(item.video_id) is not None:
+                self.built[index] = item  # same features, windows and rows every epoch
+        return item
+
+    def _build(self, index: int) -> AlignmentItem:
         p, picks = self.items[index]
         feats = self.video_features(p.video_id)
         windows: list[Window] = [(float(p.windows[i][0]), float(p.windows[i][1])) for i in picks]
         frames = [window_frames(w, feats.shape[0], float(p.duration), self.data.max_clip_frames,
                                 p.video_id) for w in windows]
         item = AlignmentItem(p.video_id, feats, float(p.duration),
-                             [p.sentences[i] for i in picks], windows, frames)
+                             [p.sentences[i] for i in picks], windows, frames,
+                             frames_flat=flat_rows(frames))
         if self.background is not None:
             item.bg_windows = cut_windows(float(p.duration), *self.background)
             item.bg_frames = [window_frames(w, feats.shape[0], float(p.duration),
                                             self.data.max_clip_frames, p.video_id)
                               for w in item.bg_windows]
+            item.bg_flat = flat_rows(item.bg_frames)
         return item
-
-
-def _pad_rows(rows: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    longest = max(int(r.shape[0]) for r in rows)
-    out = torch.zeros(len(rows), longest, rows[0].shape[-1], dtype=torch.float32)
-    mask = torch.zeros(len(rows), longest, dtype=torch.bool)
-    for i, r in enumerate(rows):
-        out[i, : r.shape[0]] = r
-        mask[i, : r.shape[0]] = True
-    return out, mask
 
 
 def _sequence_index(counts: Sequence[int]) -> torch.Tensor:
     """[B, max count] rows of a flat segment list per video, -1 past each video's count."""
-    index = torch.full((len(counts), max(counts)), -1, dtype=torch.long)
-    start = 0
-    for b, count in enumerate(counts):
-        index[b, :count] = torch.arange(start, start + count)
-        start += count
-    return index
+    sizes = torch.tensor(list(counts), dtype=torch.long)
+    starts = torch.cumsum(sizes, 0) - sizes
+    cols = torch.arange(int(sizes.max()))[None, :]
+    return torch.where(cols < sizes[:, None], starts[:, None] + cols, torch.tensor(-1))
+
+
+def _flats(flats: Sequence[torch.Tensor | None]) -> list[torch.Tensor] | None:
+    return None if any(f is None for f in flats) else list(flats)  # type: ignore[arg-type]
 
 
 def collate_alignment(items: Sequence[AlignmentItem]) -> dict[str, Any]:
     """The alignment batch documented in :mod:`vidlang.models.tempclr` (``win_*`` /
     ``bg_windows`` only when the items carry fixed windows)."""
-    feats, feat_mask = _pad_rows([it.feats for it in items])
-    segments = [it.feats[rows] for it in items for rows in it.frames]
-    seg_feats, seg_mask = _pad_rows(segments)
+    feats, feat_mask = pad_rows([it.feats for it in items])
+    seg_feats, seg_mask = gather_rows([it.feats for it in items], [it.frames for it in items],
+                                      _flats([it.frames_flat for it in items]))
     seq_index = _sequence_index([len(it.sentences) for it in items])
     batch: dict[str, Any] = {
         "video_ids": [it.video_id for it in items],
@@ -233,7 +245,9 @@ def collate_alignment(items: Sequence[AlignmentItem]) -> dict[str, Any]:
         "windows": [list(it.windows) for it in items],
     }
     if all(it.bg_frames for it in items):
-        win_feats, win_mask = _pad_rows([it.feats[rows] for it in items for rows in it.bg_frames])
+        win_feats, win_mask = gather_rows([it.feats for it in items],
+                                          [it.bg_frames for it in items],
+                                          _flats([it.bg_flat for it in items]))
         win_index = _sequence_index([len(it.bg_frames) for it in items])
         batch.update(win_feats=win_feats, win_mask=win_mask, win_index=win_index,
                      bg_windows=[list(it.bg_windows) for it in items])
@@ -242,7 +256,7 @@ def collate_alignment(items: Sequence[AlignmentItem]) -> dict[str, Any]:
 
 # ---- evaluation -------------------------------------------------------------------------------
 def _stack(rows: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    return _pad_rows([r.float() for r in rows])
+    return pad_rows([r.float() for r in rows])
 
 
 def caption_average_scores(text: torch.Tensor, text_mask: torch.Tensor, clips: torch.Tensor,
@@ -480,6 +494,7 @@ class AlignmentPipeline(TaskPipeline):
         self._paragraphs = {k: list(v) for k, v in (paragraphs or {}).items()}
         self._features: FeatureSource | Callable[[], FeatureSource] = feature_source(cfg.data, features)
         self._labels = {k: dict(v) for k, v in (labels or {}).items()}
+        self.memo = feature_memo(cfg.data)
         self.skipped: dict[str, list[str]] = {}
         self.options = eval_options(cfg)
 
@@ -506,6 +521,9 @@ class AlignmentPipeline(TaskPipeline):
             self._paragraphs[split] = list(paragraphs)
         return self._paragraphs[split]
 
+    def training_records(self) -> list[Paragraph]:
+        return self.paragraphs(self.data.train_split)
+
     def video_labels(self, split: str) -> dict[str, Any] | None:
         """Video id -> class for the few-shot video-to-video metric, or None when the dataset
         has no labels (``VIDEO_LABELS``)."""
@@ -522,7 +540,7 @@ class AlignmentPipeline(TaskPipeline):
         background = None if train or not self._needs_windows() else \
             (self.options.window, self.options.stride)
         ds = AlignmentDataset(self.paragraphs(split), self._features, self.feature_spec,
-                              self.data, train, background)
+                              self.data, train, background, self.memo)
         self.skipped[split] = ds.skipped
         if not len(ds):
             raise DataError(f"split {split!r}: no video has {self.data.min_pairs} non-overlapping "

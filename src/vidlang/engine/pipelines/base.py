@@ -74,6 +74,17 @@ def make_loader(dataset: Dataset, collate: Callable[[list[Any]], Any], batch_siz
     """A DataLoader with an :class:`EpochSampler` and its own generator, so iterating it never
     draws from the global RNG (needed for bit-identical resume)."""
     sampler = EpochSampler(len(dataset), seed, shuffle, rank, world_size, pad)  # type: ignore[arg-type]
+    return new_loader(dataset, sampler, collate, batch_size, seed, num_workers)
+
+
+def new_loader(dataset: Dataset, sampler: Sampler[int], collate: Callable[[list[Any]], Any],
+               batch_size: int, seed: int, num_workers: int) -> DataLoader:
+    """The DataLoader of every pipeline. With workers, a dataset that keeps its features in
+    memory (``data.feature_cache_mb``) reads them all first, so the forked workers share that
+    copy instead of each reading (and dropping at the epoch's end) their own."""
+    preload = getattr(dataset, "preload", None)
+    if num_workers > 0 and callable(preload):
+        preload()
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate,
                       num_workers=num_workers, generator=torch.Generator().manual_seed(seed),
                       persistent_workers=False)
@@ -107,6 +118,8 @@ class TaskPipeline(ABC):
                 raise ConfigError(f"data.{key}: must be >= 1, got {getattr(data, key)}")
         if data.num_workers < 0:
             raise ConfigError(f"data.num_workers: must be >= 0, got {data.num_workers}")
+        if getattr(data, "feature_cache_mb", 0) < 0:
+            raise ConfigError(f"data.feature_cache_mb: must be >= 0, got {data.feature_cache_mb}")
 
     @staticmethod
     def check_splits(cfg: ExperimentConfig, kind: str) -> None:

@@ -3,18 +3,21 @@ and per-video resampling to the model's ``feature_spec()``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
 from vidlang.engine.schema import DataConfig
 from vidlang.errors import ConfigError, DataError
 from vidlang.models.base import FeatureSpec
 
+log = logging.getLogger(__name__)
 FeatureSource = Mapping[str, Any]  # video_id -> [T, D] array
 
 
@@ -66,14 +69,94 @@ def feature_source(data: DataConfig, features: FeatureSource | None = None
     return features if features is not None else StoreOpener(feature_store_path(data), data.key_pattern)
 
 
+def pad_rows(rows: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """[N, T_max, D] float32 zero-padded stack of [T_i, D] tensors and its [N, T_max] mask
+    (True at real rows); one C++ call instead of a copy per row."""
+    out = pad_sequence(list(rows), batch_first=True)
+    if out.dtype != torch.float32:
+        out = out.float()
+    lengths = torch.tensor([int(r.shape[0]) for r in rows], dtype=torch.long)
+    return out, torch.arange(out.shape[1])[None, :] < lengths[:, None]
+
+
+def flat_rows(groups: Sequence[Sequence[int]]) -> torch.Tensor:
+    """The row lists of one tensor's picks, concatenated (the ``flat`` of :func:`gather_rows`)."""
+    return torch.tensor([r for rows in groups for r in rows], dtype=torch.long)
+
+
+def gather_rows(feats: Sequence[torch.Tensor], groups: Sequence[Sequence[Sequence[int]]],
+                flat: Sequence[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``pad_rows([feats[i][rows] for i in range(len(feats)) for rows in groups[i]])`` with one
+    ``index_select``: every picked row of every tensor at once, padding pointing at an appended
+    zero row. ``flat``: each tensor's :func:`flat_rows`, when the caller keeps them."""
+    width = int(feats[0].shape[-1])
+    base = torch.cat([*(f.float() for f in feats), torch.zeros(1, width)])
+    lengths = torch.tensor([len(rows) for group in groups for rows in group], dtype=torch.long)
+    longest = int(lengths.max()) if len(lengths) else 0
+    mask = torch.arange(longest)[None, :] < lengths[:, None]
+    index = torch.full((len(lengths), longest), base.shape[0] - 1, dtype=torch.long)
+    if flat is None:
+        flat = [flat_rows(group) for group in groups]
+    start, parts = 0, []
+    for f, rows in zip(feats, flat):
+        parts.append(rows + start)
+        start += int(f.shape[0])
+    if parts:
+        index[mask] = torch.cat(parts)
+    out = torch.index_select(base, 0, index.reshape(-1)).view(len(lengths), longest, width)
+    return out, mask
+
+
+def raw_length(raw: Any) -> int:
+    """T of a stored [T, D] array (or sequence of rows)."""
+    shape = getattr(raw, "shape", None)
+    return int(shape[0]) if shape is not None else len(raw)
+
+
+class FeatureMemo:
+    """Prepared features per video id, kept in memory up to ``limit_bytes`` (``data.feature_cache_mb``).
+
+    Each video is read from the store and resampled once instead of at every step of every
+    epoch; the values are the very tensors the uncached path computes, so training is
+    unchanged. Once the budget is used up further videos are read per step as before (no
+    eviction churn). One memo serves a pipeline's train and eval datasets (same
+    ``feature_spec``), so evaluation reuses what training read.
+    """
+
+    def __init__(self, limit_bytes: int) -> None:
+        self.limit_bytes = int(limit_bytes)
+        self.items: dict[str, tuple[torch.Tensor, int]] = {}
+        self.nbytes = 0
+        self.full = False
+
+    def get(self, video_id: str) -> tuple[torch.Tensor, int] | None:
+        return self.items.get(video_id)
+
+    def put(self, video_id: str, feats: torch.Tensor, num_raw: int) -> None:
+        size = feats.element_size() * feats.nelement()
+        if self.nbytes + size > self.limit_bytes:
+            self.full = True
+            return
+        self.items[video_id] = (feats, num_raw)
+        self.nbytes += size
+
+
+def feature_memo(data: DataConfig) -> FeatureMemo | None:
+    """The pipeline's memo of prepared features, or None when ``data.feature_cache_mb`` is 0."""
+    limit = int(getattr(data, "feature_cache_mb", 0))
+    return FeatureMemo(limit * 2**20) if limit > 0 else None
+
+
 class FeatureDataset(Dataset):
     """Base of the pipelines' datasets: the feature store is opened lazily, once per process (so
     HDF5 handles are never shared across DataLoader workers), and a missing video is a
-    ``DataError`` naming it."""
+    ``DataError`` naming it. With a :class:`FeatureMemo` each video is read and resampled once."""
 
-    def __init__(self, features: FeatureSource | Callable[[], FeatureSource], spec: FeatureSpec) -> None:
+    def __init__(self, features: FeatureSource | Callable[[], FeatureSource], spec: FeatureSpec,
+                 memo: FeatureMemo | None = None) -> None:
         self._features = features
         self.spec = spec
+        self.memo = memo
 
     @property
     def features(self) -> FeatureSource:
@@ -90,6 +173,31 @@ class FeatureDataset(Dataset):
         except KeyError:
             raise DataError("video has no features in the feature store", record=video_id) from None
 
+    def prepared(self, video_id: str) -> tuple[torch.Tensor, int]:
+        """The video's features resampled to the model's ``feature_spec()`` and the number of
+        stored rows they came from (from the memo when it holds them)."""
+        hit = self.memo.get(video_id) if self.memo is not None else None
+        if hit is not None:
+            return hit
+        raw = self.raw_features(video_id)
+        feats, num_raw = prepare_features(raw, self.spec, video_id), raw_length(raw)
+        if self.memo is not None:
+            self.memo.put(video_id, feats, num_raw)
+        return feats, num_raw
+
     def video_features(self, video_id: str) -> torch.Tensor:
         """The video's features resampled to the model's ``feature_spec()``."""
-        return prepare_features(self.raw_features(video_id), self.spec, video_id)
+        return self.prepared(video_id)[0]
+
+    def preload(self) -> None:
+        """Read every item once so the memo holds its features (before DataLoader workers
+        fork, so they share the memory); a no-op without a memo or once it is full."""
+        if self.memo is None or self.memo.full:
+            return
+        count = len(self)  # type: ignore[arg-type]  # every subclass defines __len__
+        log.info("reading the features of %d items into memory (data.feature_cache_mb)", count)
+        for index in range(count):
+            self[index]
+            if self.memo.full:
+                log.info("data.feature_cache_mb reached: the other videos are read per step")
+                return

@@ -28,8 +28,11 @@ from vidlang.engine.pipelines.base import (
 )
 from vidlang.engine.pipelines.features import (  # noqa: F401  (prepare_features re-exported)
     FeatureDataset,
+    FeatureMemo,
     FeatureSource,
+    feature_memo,
     feature_source,
+    pad_rows,
     prepare_features,
 )
 from vidlang.engine.schema import DataConfig, ExperimentConfig
@@ -69,16 +72,12 @@ def collate_grounding(items: Sequence[GroundingItem]) -> dict[str, Any]:
         if item.video_id not in rows:
             rows[item.video_id] = len(row_items)
             row_items.append(item)
-    t_max = max(int(it.feats.shape[0]) for it in row_items)
     dim = int(row_items[0].feats.shape[1])
-    feats = torch.zeros(len(row_items), t_max, dim, dtype=torch.float32)
-    mask = torch.zeros(len(row_items), t_max, dtype=torch.bool)
-    for i, it in enumerate(row_items):
+    for it in row_items:
         if it.feats.shape[1] != dim:
             raise DataError(f"feature width {it.feats.shape[1]} != {dim} of the batch",
                             record=it.video_id)
-        feats[i, : it.feats.shape[0]] = it.feats
-        mask[i, : it.feats.shape[0]] = True
+    feats, mask = pad_rows([it.feats for it in row_items])
     records = [(rows[it.video_id], r) for it in items for r in it.records]
     windows = [r.windows[0] if r.windows else (math.nan, math.nan) for _, r in records]
     return {
@@ -101,8 +100,8 @@ class GroundingDataset(FeatureDataset):
     """
 
     def __init__(self, records: Sequence[GroundingRecord], features: FeatureSource | Callable[[], FeatureSource],
-                 spec: FeatureSpec, batch_unit: str) -> None:
-        super().__init__(features, spec)
+                 spec: FeatureSpec, batch_unit: str, memo: FeatureMemo | None = None) -> None:
+        super().__init__(features, spec, memo)
         by_video: dict[str, list[GroundingRecord]] = {}
         for r in records:
             by_video.setdefault(r.video_id, []).append(r)
@@ -171,6 +170,7 @@ class GroundingPipeline(TaskPipeline):
         super().__init__(cfg, feature_spec)
         self._records: dict[str, list[GroundingRecord]] = {k: list(v) for k, v in (records or {}).items()}
         self._features: FeatureSource | Callable[[], FeatureSource] = feature_source(cfg.data, features)
+        self.memo = feature_memo(cfg.data)
 
     @classmethod
     def check_config(cls, cfg: ExperimentConfig) -> None:
@@ -198,7 +198,8 @@ class GroundingPipeline(TaskPipeline):
         return self._records[split]
 
     def dataset(self, split: str, batch_unit: str) -> GroundingDataset:
-        return GroundingDataset(self.records(split), self._features, self.feature_spec, batch_unit)
+        return GroundingDataset(self.records(split), self._features, self.feature_spec, batch_unit,
+                                self.memo)
 
     def train_loader(self, rank: int = 0, world_size: int = 1) -> DataLoader:
         ds = self.dataset(self.data.train_split, self.data.batch_unit)

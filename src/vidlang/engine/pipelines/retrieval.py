@@ -25,12 +25,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from vidlang.engine.pipelines.base import EpochSampler, TaskPipeline
+from vidlang.engine.pipelines.base import EpochSampler, TaskPipeline, new_loader
 from vidlang.engine.pipelines.features import (
     FeatureDataset,
+    FeatureMemo,
     FeatureSource,
+    feature_memo,
     feature_source,
-    prepare_features,
+    pad_rows,
 )
 from vidlang.engine.schema import DataConfig, ExperimentConfig
 from vidlang.errors import ConfigError, DataError
@@ -123,18 +125,27 @@ def clip_centre_times(num_raw: int, duration: float, spec: FeatureSpec) -> torch
     return (rows + 0.5) * step
 
 
-def _raw_length(raw: Any) -> int:
-    shape = getattr(raw, "shape", None)
-    return int(shape[0]) if shape is not None else len(raw)
+class _CentresMixin:
+    """Clip centre times computed once per video (they depend only on its length)."""
+
+    spec: FeatureSpec
+
+    def centres(self, video_id: str, num_raw: int, duration: float) -> torch.Tensor | None:
+        cache: dict[tuple[str, int, float], torch.Tensor | None] = self.__dict__.setdefault(
+            "_centres", {})
+        key = (video_id, num_raw, duration)
+        if key not in cache:
+            cache[key] = clip_centre_times(num_raw, duration, self.spec)
+        return cache[key]
 
 
-class RetrievalDataset(FeatureDataset):
+class RetrievalDataset(_CentresMixin, FeatureDataset):
     """Items: (video, chosen caption) for training, (video, all texts) for evaluation."""
 
     def __init__(self, entries: Sequence[RetrievalEntry],
                  features: FeatureSource | Callable[[], FeatureSource], spec: FeatureSpec,
-                 mode: str, seed: int = 0) -> None:
-        super().__init__(features, spec)
+                 mode: str, seed: int = 0, memo: FeatureMemo | None = None) -> None:
+        super().__init__(features, spec, memo)
         self.entries = list(entries)
         self.mode, self.seed, self.epoch = mode, seed, 0
         self.index = ([(i, c) for i, e in enumerate(self.entries) for c in range(len(e.texts))]
@@ -154,26 +165,21 @@ class RetrievalDataset(FeatureDataset):
     def __getitem__(self, index: int) -> RetrievalItem:
         i, caption = self.index[index]
         entry = self.entries[i]
-        raw = self.raw_features(entry.video_id)
+        feats, num_raw = self.prepared(entry.video_id)
         picks = self._pick(entry, caption)
-        return RetrievalItem(entry, prepare_features(raw, self.spec, entry.video_id),
-                             tuple(entry.texts[c] for c in picks),
+        return RetrievalItem(entry, feats, tuple(entry.texts[c] for c in picks),
                              tuple(f"{entry.video_id}#{c}" for c in picks),
-                             clip_centre_times(_raw_length(raw), entry.duration, self.spec))
+                             self.centres(entry.video_id, num_raw, entry.duration))
 
 
 def collate_videos(items: Sequence[Any]) -> dict[str, Any]:
     """The video half of every batch: ids, padded features, mask, durations."""
-    t_max = max(int(it.feats.shape[0]) for it in items)
     dim = int(items[0].feats.shape[1])
-    feats = torch.zeros(len(items), t_max, dim)
-    mask = torch.zeros(len(items), t_max, dtype=torch.bool)
-    for i, it in enumerate(items):
+    for it in items:
         if it.feats.shape[1] != dim:
             raise DataError(f"feature width {it.feats.shape[1]} != {dim} of the batch",
                             record=it.entry.video_id)
-        feats[i, : it.feats.shape[0]] = it.feats
-        mask[i, : it.feats.shape[0]] = True
+    feats, mask = pad_rows([it.feats for it in items])
     return {"video_ids": [it.entry.video_id for it in items], "feats": feats, "feat_mask": mask,
             "durations": torch.tensor([it.entry.duration for it in items], dtype=torch.float32)}
 
@@ -227,9 +233,7 @@ def _loader(ds: RetrievalDataset | QuestionDataset, collate: Callable[[list[Any]
             shuffle: bool, seed: int, num_workers: int, rank: int, world_size: int,
             pad: bool) -> DataLoader:
     sampler = _EpochDatasetSampler(ds, seed, shuffle, rank, world_size, pad)
-    return DataLoader(ds, batch_size=batch_size, sampler=sampler, collate_fn=collate,
-                      num_workers=num_workers, generator=torch.Generator().manual_seed(seed),
-                      persistent_workers=False)
+    return new_loader(ds, sampler, collate, batch_size, seed, num_workers)
 
 
 class _Collate:
@@ -254,6 +258,7 @@ class _FeaturePipeline(TaskPipeline):
                  features: FeatureSource | None = None) -> None:
         super().__init__(cfg, feature_spec)
         self._features: FeatureSource | Callable[[], FeatureSource] = feature_source(cfg.data, features)
+        self.memo = feature_memo(cfg.data)
         self._model: Any = None
 
     def eval_step(self, model: Any, batch: dict[str, Any]) -> Any:
@@ -290,15 +295,19 @@ class RetrievalPipeline(_FeaturePipeline):
             self._entries[split] = load_entries(self.data, split)
         return self._entries[split]
 
+    def training_records(self) -> list[RetrievalEntry]:
+        return self.entries(self.data.train_split)
+
     def train_loader(self, rank: int = 0, world_size: int = 1) -> DataLoader:
         ds = RetrievalDataset(self.entries(self.data.train_split), self._features,
-                              self.feature_spec, self.data.train_captions, self.cfg.seed)
+                              self.feature_spec, self.data.train_captions, self.cfg.seed, self.memo)
         return _loader(ds, _Collate(collate_retrieval, segments=self.data.segments),
                        self.data.batch_size, True, self.cfg.seed, self.data.num_workers,
                        rank, world_size, pad=True)
 
     def eval_loader(self, split: str, rank: int = 0, world_size: int = 1) -> DataLoader:
-        ds = RetrievalDataset(self.entries(split), self._features, self.feature_spec, "eval")
+        ds = RetrievalDataset(self.entries(split), self._features, self.feature_spec, "eval",
+                              memo=self.memo)
         return _loader(ds, _Collate(collate_retrieval), self.data.eval_batch_size, False,
                        self.cfg.seed, self.data.num_workers, rank, world_size, pad=False)
 
@@ -420,10 +429,11 @@ QUESTION_SOURCES: dict[str, Callable[[DataConfig, str], list[QuestionEntry]]] = 
     "jsonl": _jsonl_questions, "synthvl": _synthvl_questions}
 
 
-class QuestionDataset(FeatureDataset):
+class QuestionDataset(_CentresMixin, FeatureDataset):
     def __init__(self, entries: Sequence[QuestionEntry],
-                 features: FeatureSource | Callable[[], FeatureSource], spec: FeatureSpec) -> None:
-        super().__init__(features, spec)
+                 features: FeatureSource | Callable[[], FeatureSource], spec: FeatureSpec,
+                 memo: FeatureMemo | None = None) -> None:
+        super().__init__(features, spec, memo)
         self.entries = list(entries)
         self.epoch = 0
 
@@ -432,9 +442,8 @@ class QuestionDataset(FeatureDataset):
 
     def __getitem__(self, index: int) -> QuestionItem:
         e = self.entries[index]
-        raw = self.raw_features(e.video_id)
-        return QuestionItem(e, prepare_features(raw, self.spec, e.video_id),
-                            clip_centre_times(_raw_length(raw), e.duration, self.spec))
+        feats, num_raw = self.prepared(e.video_id)
+        return QuestionItem(e, feats, self.centres(e.video_id, num_raw, e.duration))
 
 
 def collate_mcqa(items: Sequence[QuestionItem], segments: bool = True) -> dict[str, Any]:
@@ -488,8 +497,11 @@ class MCQAPipeline(_FeaturePipeline):
                 raise DataError(f"split {split!r} has no questions", self.data.root)
         return self._questions[split]
 
+    def training_records(self) -> list[QuestionEntry]:
+        return self.questions(self.data.train_split)
+
     def _dataset(self, split: str) -> QuestionDataset:
-        return QuestionDataset(self.questions(split), self._features, self.feature_spec)
+        return QuestionDataset(self.questions(split), self._features, self.feature_spec, self.memo)
 
     def train_loader(self, rank: int = 0, world_size: int = 1) -> DataLoader:
         return _loader(self._dataset(self.data.train_split),
