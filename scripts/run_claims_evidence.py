@@ -45,7 +45,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 RET_DATA = ["n_train=400", "n_val=100", "n_test=200", "n_test_novel=12", "hard_negative_fraction=0.3"]
-CCR_DATA = ["n_train=160", "n_val=50", "n_test=80", "n_test_novel=12", "verb_object_gap=0"]
+CCR_DATA = ["n_train=100", "n_val=40", "n_test=80", "n_test_novel=12", "verb_object_gap=0"]
 RET_COMMON = ["model.video_dim=32", "model.embed_dim=64", "data.select_split=val",
               "optim.lr=1e-3"]
 ATT_TI = ["model.name=dmae", "model.similarity=att_ti", "model.logit_scale_init=100",
@@ -69,7 +69,8 @@ TABLES: dict[str, list[tuple[str, str, list[str]]]] = {
         ("CCR", "ccr/cpu", []),
     ],
 }
-CCR_SIZES = ["model.frame_dim=32", "data.batch_size=32"]
+CCR_SIZES = ["model.frame_dim=32", "model.hidden=32", "model.ffn_dim=64", "model.word_dim=32",
+             "data.batch_size=32"]
 RET_KEYS = [("t2v", "R@1"), ("t2v", "R@5"), ("t2v", "R@10"), ("v2t", "R@1"), ("v2t", "R@5")]
 CCR_KEYS = ["R@1,IoU>=0.3", "R@1,IoU>=0.5", "R@1,IoU>=0.7", "mIoU"]
 
