@@ -82,8 +82,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--max-epochs", type=int, default=15)
     p.add_argument("--patience", type=int, default=3, help="epochs without a val improvement")
+    p.add_argument("--min-epochs", type=int, default=1, help="never stop before this epoch")
     p.add_argument("--spurious", type=float, nargs="+", default=[0.0, 0.5, 0.9, 0.99])
     p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument("--ccr-preset", choices=("tiny", "small"), default="tiny",
+                   help="ccr table: tiny (CPU-cheap sizes below) or small (SynthVL small with "
+                        "verb_object_gap=0 and the cpl/cpu, ccr/cpu models unchanged)")
     p.add_argument("--only", nargs="*", default=None, help="row names to run")
     p.add_argument("--set", dest="overrides", nargs="*", default=[], help="extra config overrides")
     p.add_argument("--quick", action="store_true", help="1 seed, 2 epochs, one setting")
@@ -92,27 +96,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 # ---- data ----------------------------------------------------------------------------------
 
-def ensure_data(out: Path, items: list[str], seed: int) -> Path:
-    """A SynthVL tiny folder with ``items`` (key=value) generation overrides, reused if present."""
+def ensure_data(out: Path, items: list[str], seed: int, preset: str = "tiny") -> Path:
+    """A SynthVL folder of ``preset`` with ``items`` (key=value) overrides, reused if present."""
     from vidlang.data.synthvl.config import parse_overrides
     from vidlang.data.synthvl.generate import generate
 
     name = "_".join(x.replace("=", "") for x in items)
-    root = out / f"synthvl_tiny_{name}_s{seed}"
+    root = out / f"synthvl_{preset}_{name}_s{seed}"
     if not (root / "meta.json").is_file():
-        generate(root, preset="tiny", seed=seed, **parse_overrides(items))
+        generate(root, preset=preset, seed=seed, **parse_overrides(items))
     return root
 
 
 # ---- training to a validation plateau ------------------------------------------------------
 
 def fit(cfg: Any, select: Callable[[dict[str, Any]], float], max_epochs: int, patience: int,
+        min_epochs: int = 1,
         on_step: Callable[[Any, dict[str, Any]], None] | None = None,
         on_epoch: Callable[[Any, int], dict[str, Any]] | None = None,
         label: str = "", setup: Callable[[Any], None] | None = None
         ) -> tuple[Any, Any, list[dict[str, Any]], int]:
     """Train ``cfg``'s model until ``select(val metrics)`` has not improved for ``patience``
-    epochs (or ``max_epochs``); return (model at the best epoch, pipeline, curve, best epoch)."""
+    epochs after at least ``min_epochs`` (or ``max_epochs``); return (model at the best epoch,
+    pipeline, curve, best epoch)."""
     from vidlang.engine.checkpoint import build_model
     from vidlang.engine.optim import build_optimizer
     from vidlang.engine.run import build_pipeline, run_eval_outputs
@@ -129,6 +135,7 @@ def fit(cfg: Any, select: Callable[[dict[str, Any]], float], max_epochs: int, pa
     loader = pipe.train_loader()
     curve: list[dict[str, Any]] = []
     best_score, best_epoch, best_state, bad, step = -math.inf, 0, None, 0, 0
+    t0 = time.perf_counter()
     for epoch in range(1, max_epochs + 1):
         if hasattr(loader.sampler, "set_epoch"):
             loader.sampler.set_epoch(epoch - 1)
@@ -154,7 +161,7 @@ def fit(cfg: Any, select: Callable[[dict[str, Any]], float], max_epochs: int, pa
         model.eval()
         val = pipe.evaluate(run_eval_outputs(model, pipe, "val"), "val")
         score = select(val)
-        row = {"epoch": epoch, "val": score, **{f"train_{k}": v / max(n, 1) for k, v in losses_sum.items()}}
+        row = {"epoch": epoch, "val": score, "seconds": time.perf_counter() - t0, "steps": step, **{f"train_{k}": v / max(n, 1) for k, v in losses_sum.items()}}
         if on_epoch is not None:
             row.update(on_epoch(model, epoch))
         curve.append(row)
@@ -165,7 +172,7 @@ def fit(cfg: Any, select: Callable[[dict[str, Any]], float], max_epochs: int, pa
             best_state = copy.deepcopy(model.state_dict())
         else:
             bad += 1
-            if bad >= patience:
+            if bad >= patience and epoch >= min_epochs:
                 break
     if best_state is not None:
         model.load_state_dict(best_state)
@@ -240,8 +247,9 @@ def run_retrieval(name: str, config: str, extra: list[str], seed: int, root: Pat
         model.contrastive = logged
 
     start = time.perf_counter()
-    model, pipe, curve, best_epoch = fit(cfg, select, args.max_epochs, args.patience, on_step,
-                                         on_epoch, label=f"{name} s{seed}", setup=log_hard_set)
+    model, pipe, curve, best_epoch = fit(cfg, select, args.max_epochs, args.patience,
+                                         args.min_epochs, on_step, on_epoch,
+                                         label=f"{name} s{seed}", setup=log_hard_set)
     outputs = run_eval_outputs(model, pipe, "test")
     test = pipe.evaluate(outputs, "test")
     sim, owner, vids = pipe.similarity_matrix(outputs, "test")
@@ -268,11 +276,13 @@ def run_ccr(name: str, config: str, extra: list[str], seed: int, root: Path, spu
     from vidlang.engine.config import load_config
     from vidlang.engine.run import run_eval_outputs
 
+    sizes = CCR_SIZES if args.ccr_preset == "tiny" else []
     cfg = load_config(config, [f"data.root={root}", f"seed={seed}", "trainer.progress_bar=false",
-                               *CCR_SIZES, *extra, *args.overrides])
+                               *sizes, *extra, *args.overrides])
     start = time.perf_counter()
     model, pipe, curve, best_epoch = fit(cfg, lambda v: metric(v, "mIoU"), args.max_epochs,
-                                         args.patience, label=f"{name} spur{spurious:g} s{seed}")
+                                         args.patience, args.min_epochs,
+                                         label=f"{name} spur{spurious:g} s{seed}")
     test = pipe.evaluate(run_eval_outputs(model, pipe, "test"), "test")
     diag = load_diagnose().diagnose(model, pipe.eval_loader("val"))
     nll = diag["nll"]
@@ -352,7 +362,9 @@ def main(argv: list[str] | None = None) -> None:
     total, t0 = len(jobs), time.perf_counter()
     for i, (spur, name, config, extra, seed) in enumerate(jobs, 1):
         if args.table == "ccr":
-            root = ensure_data(args.out, [*CCR_DATA, f"spurious_cooccurrence={spur}"], args.data_seed)
+            items = CCR_DATA if args.ccr_preset == "tiny" else ["verb_object_gap=0"]
+            root = ensure_data(args.out, [*items, f"spurious_cooccurrence={spur}"], args.data_seed,
+                               args.ccr_preset)
             run = run_ccr(name, config, extra, seed, root, spur, args)
         else:
             root = ensure_data(args.out, RET_DATA, args.data_seed)
