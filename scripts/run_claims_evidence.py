@@ -91,6 +91,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--only", nargs="*", default=None, help="row names to run")
     p.add_argument("--set", dest="overrides", nargs="*", default=[], help="extra config overrides")
     p.add_argument("--quick", action="store_true", help="1 seed, 2 epochs, one setting")
+    p.add_argument("--report", type=Path, nargs="*", default=None,
+                   help="only re-render <out>/table.md from these runs.jsonl files")
     return p.parse_args(argv)
 
 
@@ -326,25 +328,50 @@ def write_table(out: Path, table: str, runs: list[dict[str, Any]], header: str) 
     return text
 
 
+CURVE_EPOCHS = (1, 3, 5, 10, 15, 20, 25, 30, 40)
+
+
 def epoch_logs(runs: list[dict[str, Any]], table: str) -> str:
-    """Per-row mean over seeds of the logged per-epoch quantities (val curve, hard set, hinges)."""
-    if table == "ccr" or not runs:
+    """Per row, the mean over seeds (that reached the epoch) of the val curve and the logged
+    per-epoch quantities (hard set, gradient share, active hinges) at a few epochs."""
+    if not runs:
         return ""
-    out = ["", "Per-epoch means over seeds (val = t2v R@1+R@5+R@10 on val):", ""]
     rows: dict[str, list[dict[str, Any]]] = {}
     for r in runs:
-        rows.setdefault(r["row"], []).append(r)
-    for row, rs in rows.items():
-        cols = [k for k in rs[0]["curve"][0] if k == "val" or k.startswith(("hard", "grad", "active"))]
-        out.append(f"{row}: " + "; ".join(
-            f"ep{e + 1} " + " ".join(f"{c}={statistics.mean(r['curve'][e][c] for r in rs if len(r['curve']) > e):.3g}"
-                                     for c in cols)
-            for e in range(max(len(r["curve"]) for r in rs))))
+        key = r["row"] if r.get("spurious") is None else f"{r['row']}, spurious {r['spurious']:g}"
+        rows.setdefault(key, []).append(r)
+    cols = [k for k in runs[0]["curve"][0] if k == "val" or k.startswith(("hard", "grad", "active"))]
+    for r in runs[1:]:
+        cols += [k for k in r["curve"][0] if k not in cols and k.startswith(("hard", "grad", "active"))]
+    out = ["", "Curves (mean over the seeds that reached the epoch; val = "
+           + ("t2v R@1+R@5+R@10" if table != "ccr" else "mIoU") + " on val):", "",
+           "| row | epoch | seeds | " + " | ".join(cols) + " |", "|---|---|---|" + "---|" * len(cols)]
+    for name, rs in rows.items():
+        for e in CURVE_EPOCHS:
+            have = [r["curve"][e - 1] for r in rs if len(r["curve"]) >= e]
+            if not have:
+                continue
+            cells = [f"{statistics.mean(h[c] for h in have if c in h):.3g}"
+                     if any(c in h for h in have) else "-" for c in cols]
+            out.append(f"| {name} | {e} | {len(have)} | " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
+
+
+def report(paths: list[Path], out: Path, table: str) -> str:
+    """Re-render ``table.md`` in ``out`` from one or more runs.jsonl files (rows merged)."""
+    runs = [json.loads(line) for p in paths for line in p.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+    out.mkdir(parents=True, exist_ok=True)
+    header = f"Merged from {', '.join(str(p) for p in paths)} ({len(runs)} runs).\n\n"
+    return write_table(out, table, runs, header)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.report is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        print(report(args.report, args.out, args.table))
+        return
     if args.quick:
         args.seeds, args.max_epochs, args.spurious = [0], 2, args.spurious[:1]
     torch.set_num_threads(1)

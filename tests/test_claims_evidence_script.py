@@ -29,4 +29,7 @@ def test_table_means_and_partial_label(tmp_path: Path) -> None:
              "curve": [{"epoch": 1, "val": 1.0, "hard_fraction": 0.5}]} for s in range(2)]
     text = ev.write_table(tmp_path, "negnce", runs, "PARTIAL\n\n")
     assert "| x | 2 | 3.5 ± 0.7 | 11.0 ± 1.4 |" in text and text.startswith("PARTIAL")
-    assert "hard_fraction=0.5" in text
+    assert "| x | 1 | 2 | 1 | 0.5 |" in text  # curve row: epoch 1, 2 seeds, val 1, hard set 0.5
+    (tmp_path / "runs.jsonl").write_text("\n".join(json.dumps(r) for r in runs))
+    merged = ev.report([tmp_path / "runs.jsonl"], tmp_path / "rep", "negnce")
+    assert "| x | 2 | 3.5 ± 0.7 | 11.0 ± 1.4 |" in merged
