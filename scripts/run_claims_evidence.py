@@ -297,13 +297,13 @@ def run_ccr(name: str, config: str, extra: list[str], seed: int, root: Path, spu
 
 # ---- tables --------------------------------------------------------------------------------
 
-def mean_std(values: list[float]) -> str:
+def mean_std(values: list[float], digits: int = 1) -> str:
     vals = [v for v in values if not math.isnan(v)]
     if not vals:
         return "-"
     if len(vals) == 1:
-        return f"{vals[0]:.1f}"
-    return f"{statistics.mean(vals):.1f} ± {statistics.stdev(vals):.1f}"
+        return f"{vals[0]:.{digits}f}"
+    return f"{statistics.mean(vals):.{digits}f} ± {statistics.stdev(vals):.{digits}f}"
 
 
 def write_table(out: Path, table: str, runs: list[dict[str, Any]], header: str) -> str:
@@ -318,8 +318,7 @@ def write_table(out: Path, table: str, runs: list[dict[str, Any]], header: str) 
     for (spur, row), rs in groups.items():
         cells = [mean_std([r["test"][k] for r in rs]) for k in keys]
         if table == "ccr":
-            cells.append(" ".join([mean_std([r["video_gain_val"]["masked content"] * 100 for r in rs])])
-                         + " (x0.01)")
+            cells.append(mean_std([r["video_gain_val"]["masked content"] for r in rs], 3))
         lines.append(f"| {row} | " + (f"{spur:g} | " if table == "ccr" else "")
                      + f"{len(rs)} | {mean_std([float(r['best_epoch']) for r in rs])} | "
                      + " | ".join(cells) + " |")
