@@ -356,10 +356,12 @@ def epoch_logs(runs: list[dict[str, Any]], table: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def report(paths: list[Path], out: Path, table: str) -> str:
-    """Re-render ``table.md`` in ``out`` from one or more runs.jsonl files (rows merged)."""
+def report(paths: list[Path], out: Path, table: str, only: list[str] | None = None) -> str:
+    """Re-render ``table.md`` in ``out`` from one or more runs.jsonl files (rows merged;
+    ``only``: keep these row names)."""
     runs = [json.loads(line) for p in paths for line in p.read_text(encoding="utf-8").splitlines()
             if line.strip()]
+    runs = [r for r in runs if not only or r["row"] in only]
     out.mkdir(parents=True, exist_ok=True)
     header = f"Merged from {', '.join(str(p) for p in paths)} ({len(runs)} runs).\n\n"
     return write_table(out, table, runs, header)
@@ -369,7 +371,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.report is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        print(report(args.report, args.out, args.table))
+        print(report(args.report, args.out, args.table, args.only))
         return
     if args.quick:
         args.seeds, args.max_epochs, args.spurious = [0], 2, args.spurious[:1]
