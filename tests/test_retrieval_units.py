@@ -47,7 +47,7 @@ def test_tpmcl_terms_follow_partial_type_and_margin() -> None:
     wm = torch.ones(b, length, dtype=torch.bool)
     wm[0, 3:] = False
     fm = torch.ones(b, t, dtype=torch.bool)
-    full = TPMCL(d, partial_type=4, margin=0.6)
+    full = TPMCL(d, partial_type=4, margin=0.6, scoring="pooled", query_map="interpolate")
     with torch.no_grad():
         out = full(sent, words, wm, frames, fm)
     assert sorted(out.terms) == [1, 2, 3]
@@ -60,7 +60,7 @@ def test_tpmcl_terms_follow_partial_type_and_margin() -> None:
     assert float(out.terms[1]) == pytest.approx(float((0.6 - s_pos + s_neg).clamp_min(0).mean()),
                                                 abs=1e-6)
     assert float(out.loss) == pytest.approx(sum(float(x) for x in out.terms.values()), abs=1e-6)
-    only3 = TPMCL(d, partial_type=3)
+    only3 = TPMCL(d, partial_type=3, scoring="pooled", query_map="interpolate")
     only3.load_state_dict(full.state_dict())
     assert sorted(only3(sent, words, wm, frames, fm).terms) == [3]
     with pytest.raises(ConfigError, match="tpmcl_partial_type"):

@@ -83,3 +83,35 @@ def negnce(logits: torch.Tensor, sim: torch.Tensor | None = None, alpha: float =
 
 def _t(mask: torch.Tensor | None) -> torch.Tensor | None:
     return None if mask is None else mask.t()
+
+
+def negnce_diagnostics(logits: torch.Tensor, sim: torch.Tensor | None = None, alpha: float = 1.0,
+                       beta: float = 0.5, valid: torch.Tensor | None = None
+                       ) -> dict[str, float]:
+    """What NegNCE's hard-negative term contributes on one batch (for logging, no graph):
+
+    ``hard_count`` / ``hard_fraction``: size of the hard set H over both directions (of the
+    N(N-1) off-diagonal entries per direction); ``grad_share``: ‖∂(β·L_neg)/∂z‖ /
+    (‖∂(α·L_pos)/∂z‖ + ‖∂(β·L_neg)/∂z‖) for the logits z, i.e. how much of the gradient on
+    the similarity matrix comes from the hard-negative term (0 when H is empty)."""
+    z = logits.detach().clone().requires_grad_(True)
+    s = (logits if sim is None else sim).detach()
+    n = z.shape[0]
+    grads, count = [], 0
+    for part in ("pos", "neg"):
+        total = z.new_zeros(())
+        for zz, ss, vv in ((z, s, valid), (z.t(), s.t(), _t(valid))):
+            p = masked_logits(zz, vv).softmax(dim=1).clamp(_P_MIN, 1.0 - _P_MIN)
+            if part == "pos":
+                total = total + alpha * -p.diagonal().log().mean()
+                continue
+            hard = hard_negative_mask(ss, vv)
+            count += int(hard.sum())
+            if bool(hard.any()):
+                total = total + beta * -(1.0 - p[hard]).log().mean()
+        (g,) = torch.autograd.grad(0.5 * total, z, allow_unused=True) if total.requires_grad \
+            else (torch.zeros_like(z),)
+        grads.append(float((g if g is not None else torch.zeros_like(z)).norm()))
+    denom = grads[0] + grads[1]
+    return {"hard_count": float(count), "hard_fraction": count / max(2 * n * (n - 1), 1),
+            "grad_share": grads[1] / denom if denom > 0 else 0.0}

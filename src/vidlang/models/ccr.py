@@ -11,6 +11,17 @@ Clean defaults vs the release (flags keep the original): per-sample counterfactu
 time (``rank_logits: factual`` is what the shipped runner did), optional / shared V x V
 end classifiers (``end_classifier``, ``share_end_classifier``), ``q_stopgrad`` (CF-VQA's
 gradient stop). ``reproduce_upstream_quirks`` turns on every faithful flag at once.
+
+Options added for issue 17 (release behaviour stays the default):
+
+* ``q_branch``: ``token`` (the release: q_b = Linear_b on each masked input token, so q at
+  position t sees one token) or ``causal`` (a text-only causal transformer over the masked
+  query, ``q_layers`` layers shared by the branches, then the per-branch heads: q at position
+  t sees every unmasked word before it, so it can represent "unmasked words -> next word"
+  shortcuts such as verb -> object across "the").
+* ``hinge_effect``: which logits CPL's proposal hinges compare: ``factual`` (the release: CE of
+  the factual logits v) or ``tie`` (CE of TIE = (v - c)·σ(q), the release's commented-out
+  variant). k* is chosen by the factual CE either way; the counterfactual hinges are unchanged.
 """
 
 from __future__ import annotations
@@ -25,7 +36,8 @@ from torch import nn
 
 from vidlang.losses.ccr import counterfactual_effects, kl_counterfactual, rubi_fusion
 from vidlang.losses.cpl import label_smoothed_ce, pick, ranking_loss
-from vidlang.models.cpl import BRANCHES, CHOICES, CPL, CPLConfig, Encoded
+from vidlang.models.blocks.transformer import DecoderStack
+from vidlang.models.cpl import BRANCHES, CHOICES, CPL, CPLConfig, Encoded, check_positive
 from vidlang.registry import MODELS
 
 
@@ -41,6 +53,9 @@ class CCRConfig(CPLConfig):
     kl_reduction: str = "masked"        # masked | legacy (sum over positions incl. padding / V)
     q_stopgrad: bool = False            # stop the q-branch gradient into the word embeddings
     reproduce_upstream_quirks: bool = False  # all of: bxb, legacy KL, factual ranking, global-RNG masks
+    q_branch: str = "token"             # token (release: per-token head) | causal (text-only stack)
+    q_layers: int = 1                   # q_branch=causal: causal layers over the masked query
+    hinge_effect: str = "factual"       # factual (release) | tie: logits of CPL's proposal hinges
 
 
 def _ranking_logits_tie(v: torch.Tensor, q: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -53,7 +68,8 @@ RANK_LOGITS: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torc
     "factual": lambda v, q, c: v,
 }
 
-CCR_CHOICES = {**CHOICES, "rank_logits": tuple(RANK_LOGITS), "kl_reduction": ("masked", "legacy")}
+CCR_CHOICES = {**CHOICES, "rank_logits": tuple(RANK_LOGITS), "kl_reduction": ("masked", "legacy"),
+               "q_branch": ("token", "causal"), "hinge_effect": ("factual", "tie")}
 
 
 def upstream_config(cfg: CCRConfig) -> CCRConfig:
@@ -79,10 +95,16 @@ class CCR(CPL):
             names = ("shared",) if cfg.share_end_classifier else BRANCHES
             self.end_classifiers = nn.ModuleDict({n: nn.Linear(self.num_words, self.num_words) for n in names})
         self.c = nn.Parameter(torch.zeros(()))
+        self.q_context: DecoderStack | None = None
+        if cfg.q_branch == "causal":
+            check_positive(cfg, ("q_layers",))
+            self.q_context = DecoderStack(cfg.q_layers, cfg.hidden, cfg.heads, cfg.ffn_dim, cfg.dropout)
 
     def q_logits(self, branch: str, enc: Encoded) -> torch.Tensor:
         """Query-only logits ``[Q, L+1, V]`` of ``branch`` (one per query, not per proposal)."""
         words = enc.words.detach() if self.cfg.q_stopgrad else enc.words
+        if self.q_context is not None:
+            words = self.q_context(words, enc.key_mask)
         return self.q_heads[branch](words)
 
     def q_only(self, branch: str, q: torch.Tensor) -> torch.Tensor:
@@ -101,6 +123,9 @@ class CCR(CPL):
         te = rubi_fusion(logits, q_rows)
         terms["cf"] = (kl_counterfactual(te, q_rows, self.c, mask, cfg.kl_reduction) + q_only_ce[rows]
                        + label_smoothed_ce(te, target, mask, cfg.label_smoothing))
+        if cfg.hinge_effect == "tie":
+            tie = counterfactual_effects(logits, q_rows, self.c).tie
+            terms["tie"] = label_smoothed_ce(tie, target, mask, cfg.label_smoothing)
         return terms
 
     def rank_scores(self, logits: torch.Tensor, enc: Encoded, rows: torch.Tensor) -> torch.Tensor:
@@ -117,7 +142,12 @@ class CCR(CPL):
         rec = 0.5 * cpl["rec"] + 0.25 * (cf_pos.mean() + terms["ref"]["cf"].mean())
         cf_rank = ranking_loss(cf_pos, terms["ref"]["cf"], terms["neg_left"]["cf"], terms["neg_right"]["cf"],
                                cfg.margin_ref, cfg.margin_neg, pairwise=cfg.bxb_broadcast)
-        rank = cpl["rank"] + cf_rank
+        rank_f = cpl["rank"]
+        if cfg.hinge_effect == "tie":  # CPL's hinges on CE(TIE); k* stays the factual argmin
+            rank_f = ranking_loss(pick(terms["pos"]["tie"], best), terms["ref"]["tie"],
+                                  terms["neg_left"]["tie"], terms["neg_right"]["tie"],
+                                  cfg.margin_ref, cfg.margin_neg)
+        rank = rank_f + cf_rank
         return {"loss": rec + cfg.alpha_rank * rank + cfg.alpha_div * cpl["div"], "rec": rec, "rank": rank,
                 "cf_rank": cf_rank, "div": cpl["div"], "c": self.c.detach()}
 

@@ -77,7 +77,7 @@ class DualEncoderConfig:
     num_frames: int = 0  # >0: pick this many clips uniformly (CLIP4Clip: 12 or 64); 0 = all
     similarity: str = "sentence"  # sentence (CLIP4Clip) | att_ti (DMAE)
     logit_scale_init: float = 1.0 / 0.07  # exp(logit_scale) at init; learnable
-    learn_logit_scale: bool = True
+    learn_logit_scale: bool = True  # DMAE: false at 100, the release's fixed scale
     max_logit_scale: float = 100.0
     loss: str = "infonce"  # infonce | negnce
     negnce_alpha: float = 1.0
@@ -85,10 +85,17 @@ class DualEncoderConfig:
     content_word_weight: float = 2.0  # TWM: weight of content words (others 1); 1 = off
     twm_unit: str = "word"  # word (vidlang) | release_character (the release's per-char defect)
     nfc_weight: float = 0.5  # NFC: weight of the nearest-frame term; 0 = off
+    # att_ti's sentence half: tokenwise (release: [CLS] token-wise vs the frames, with NFC) |
+    # cosine (vidlang before issue 17: cos(sentence, mean-pooled video), no NFC)
+    sentence_score: str = "tokenwise"
     tpmcl_partial_type: int = -1  # -1 off | 2 | 3 | 4 (retrieval.md §2.3)
     tpmcl_margin: float = 0.6
     tpmcl_mask_fraction: float = 0.6
     tpmcl_weight: float = 1.0
+    tpmcl_scoring: str = "tokenwise"  # tokenwise (release) | pooled (vidlang before issue 17)
+    tpmcl_query_map: str = "learned"  # learned (release) | interpolate (vidlang before issue 17)
+    tpmcl_max_frames: int = 0  # learned query map size; 0 = num_frames if > 0 else max_clips
+    tpmcl_max_words: int = 64  # learned query map size (text tokens per caption)
     text_cache_size: int = 200_000  # frozen encoder: strings kept in the cache
     # frozen encoder: "lazy" encodes a text in the encoder's current mode when first met (in
     # training mode with dropout, as the recorded runs did); "precompute" encodes every
@@ -99,11 +106,14 @@ class DualEncoderConfig:
 
 @dataclass
 class DMAEConfig(DualEncoderConfig):
-    """DMAE's defaults: att_ti similarity with TWM + NFC, NegNCE, TPM-CL (all three terms)."""
+    """DMAE's defaults: att_ti similarity with TWM + NFC, NegNCE, TPM-CL (all three terms), the
+    release's fixed logit scale 100."""
 
     similarity: str = "att_ti"
     loss: str = "negnce"
     tpmcl_partial_type: int = 4
+    logit_scale_init: float = 100.0
+    learn_logit_scale: bool = False
 
 
 @dataclass
@@ -143,12 +153,27 @@ def sentence_similarity(model: DualEncoder, text: TextRepr, video: VideoRepr) ->
     return text.sentence @ video.pooled.t()
 
 
+def sentence_tokenwise_similarity(model: DualEncoder, text: TextRepr, video: VideoRepr
+                                  ) -> torch.Tensor:
+    """The release's sentence half of att_ti: the sentence ([CLS]) as a one-token text,
+    token-wise against the frames with NFC: ½ (max_f s + NFC bonus + mean_f s)."""
+    one = torch.ones(text.sentence.shape[0], 1, dtype=text.sentence.dtype,
+                     device=text.sentence.device)
+    return token_wise_similarity(text.sentence[:, None], one, one.bool(), video.clips,
+                                 video.mask, nfc_weight=model.cfg.nfc_weight)
+
+
+SENTENCE_SCORES: dict[str, Callable[[DualEncoder, TextRepr, VideoRepr], torch.Tensor]] = {
+    "tokenwise": sentence_tokenwise_similarity, "cosine": sentence_similarity}
+
+
 @SIMILARITIES.register("att_ti")
 def att_ti_similarity(model: DualEncoder, text: TextRepr, video: VideoRepr) -> torch.Tensor:
-    """DMAE: ½ (sentence score + word-frame token-wise score with TWM and NFC)."""
+    """DMAE: ½ (sentence score + word-frame token-wise score with TWM and NFC); the sentence
+    score follows ``sentence_score`` (the release's token-wise one by default)."""
     words = token_wise_similarity(text.tokens, text.weights, text.mask, video.clips, video.mask,
                                   nfc_weight=model.cfg.nfc_weight)
-    return 0.5 * (sentence_similarity(model, text, video) + words)
+    return 0.5 * (SENTENCE_SCORES[model.cfg.sentence_score](model, text, video) + words)
 
 
 att_ti_similarity.needs_word_weights = True  # type: ignore[attr-defined]
@@ -205,9 +230,17 @@ class DualEncoder(VidlangModel):
         self.contrastive = CONTRASTIVE_LOSSES.get(cfg.loss)(cfg)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(cfg.logit_scale_init)),
                                         requires_grad=cfg.learn_logit_scale)
+        if cfg.sentence_score not in SENTENCE_SCORES:
+            raise ConfigError(f"model.sentence_score={cfg.sentence_score!r}: expected one of "
+                              f"{sorted(SENTENCE_SCORES)}")
+        max_frames = cfg.tpmcl_max_frames or (cfg.num_frames if cfg.num_frames > 0
+                                              else cfg.max_clips)
         self.tpmcl = (TPMCL(cfg.embed_dim, cfg.tpmcl_partial_type, cfg.tpmcl_margin,
-                            cfg.tpmcl_mask_fraction) if cfg.tpmcl_partial_type != -1 else None)
+                            cfg.tpmcl_mask_fraction, cfg.tpmcl_scoring, cfg.tpmcl_query_map,
+                            max_frames, cfg.tpmcl_max_words)
+                      if cfg.tpmcl_partial_type != -1 else None)
         self.multilevel = MultiLevelAlignment(cfg.multilevel) if cfg.multilevel.enabled else None
+        self.last_tpmcl_active: dict[int, float] = {}  # per-term active-hinge fraction (logging)
 
     def feature_spec(self) -> FeatureSpec:
         """CLIP4Clip's uniform frame sampling when ``num_frames`` > 0, else every clip."""
@@ -291,6 +324,17 @@ class DualEncoder(VidlangModel):
         pooled = F.normalize(masked_mean(clips, mask), dim=-1)
         return VideoRepr(clips, mask, pooled)
 
+    def raw_video(self, feats: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Un-normalised video vectors [B, D]: masked mean of the contextual clip features
+        before any L2 normalisation (for losses on raw dot products, e.g. TempCLR's release)."""
+        mask = mask.bool()
+        return masked_mean(self.temporal(self.video_proj(feats), mask), mask)
+
+    def raw_text(self, texts: Sequence[str]) -> torch.Tensor:
+        """Un-normalised projected sentence vectors [B, D]."""
+        enc = self._encode_raw_text(texts)
+        return self.text_proj(enc.sentence.to(self.text_proj.weight.device))
+
     def encode_video(self, feats: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Normalised video vectors [B, D] (the sentence-level gallery side, e.g. for FAISS)."""
         return self.video_repr(feats, mask).pooled
@@ -330,8 +374,9 @@ class DualEncoder(VidlangModel):
         """TPM-CL and multi-level terms on matched pairs (row i of ``text`` describes video i)."""
         out: dict[str, torch.Tensor] = {}
         if self.tpmcl is not None:
-            out["tpmcl"] = self.cfg.tpmcl_weight * self.tpmcl(
-                text.sentence, text.tokens, text.mask, video.clips, video.mask).loss
+            res = self.tpmcl(text.sentence, text.tokens, text.mask, video.clips, video.mask)
+            out["tpmcl"] = self.cfg.tpmcl_weight * res.loss
+            self.last_tpmcl_active = {k: float(v) for k, v in res.active.items()}
         if self.multilevel is not None:
             out.update(self.multilevel.losses(self, batch, video, text, texts))
         return out

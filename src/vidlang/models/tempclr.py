@@ -65,6 +65,10 @@ class TempCLRConfig(DualEncoderConfig):
     frames_per_step: int = 4  # segment level: frames kept per step (evenly picked)
     negative_seed: int = 0  # negatives are drawn from (negative_seed, optimiser step)
     infonce_reduction: str = "mean"  # mean (project) | sum (the release)
+    # clip-level InfoNCE logits: scaled_cosine (vidlang: exp(logit_scale) x cosine, learned
+    # scale) | dot (the release / VideoCLIP: raw dot products of the un-normalised pooled
+    # embeddings, no temperature). See docs/models.md for why vidlang keeps scaled_cosine.
+    clip_logits: str = "scaled_cosine"
     trainable: str = "all"  # all | layernorm (the release's main checkpoints)
     eval_normalise: str = "path"  # none | path | n_plus_m | area (the release: area)
     # older name of eval.overrides.reproduce_upstream_quirks (either turns the quirks on)
@@ -100,6 +104,23 @@ TRAINABLE_POLICIES.register("all")(_freeze_all)
 TRAINABLE_POLICIES.register("layernorm")(_freeze_but_layernorm)
 
 
+def _scaled_cosine_logits(model: TempCLR, batch: dict[str, Any], text: torch.Tensor,
+                          clips: torch.Tensor) -> torch.Tensor:
+    """exp(logit_scale) · cos(caption, clip) from the normalised pair embeddings."""
+    return model.scale() * text @ clips.t()
+
+
+def _dot_logits(model: TempCLR, batch: dict[str, Any], text: torch.Tensor,
+                clips: torch.Tensor) -> torch.Tensor:
+    """The release's logits: raw dot products of the un-normalised projected caption vector and
+    the un-normalised masked mean of the clip's contextual features, no temperature."""
+    return model.raw_text(list(batch["seg_texts"])) @ model.raw_video(
+        batch["seg_feats"], batch["seg_mask"]).t()
+
+
+CLIP_LOGITS = {"scaled_cosine": _scaled_cosine_logits, "dot": _dot_logits}
+
+
 @dataclass
 class Sequences:
     """Per-video sequences: sentences [B, N, D], clips [B, N, D] and the prefix mask [B, N]."""
@@ -132,6 +153,9 @@ class TempCLR(DualEncoder):
             raise ConfigError(f"model.gamma: must be > 0, got {cfg.gamma}")
         if cfg.negatives not in NEGATIVE_LEVELS:
             raise ConfigError(f"model.negatives: {cfg.negatives!r} is not one of {NEGATIVE_LEVELS}")
+        if cfg.clip_logits not in CLIP_LOGITS:
+            raise ConfigError(f"model.clip_logits: {cfg.clip_logits!r} is not one of "
+                              f"{tuple(CLIP_LOGITS)}")
         if cfg.infonce_reduction not in REDUCTIONS:
             raise ConfigError(f"model.infonce_reduction: {cfg.infonce_reduction!r} is not one "
                               f"of {REDUCTIONS}")
@@ -173,7 +197,7 @@ class TempCLR(DualEncoder):
         if cfg.clip_weight > 0:
             texts = list(batch["seg_texts"])
             valid = distinct_pairs(texts).to(text.device)
-            logits = self.scale() * text @ clips.t()
+            logits = CLIP_LOGITS[cfg.clip_logits](self, batch, text, clips)
             out["clip_nce"] = cfg.clip_weight * clip_info_nce(logits, valid, cfg.infonce_reduction)
         if cfg.align_weight > 0:
             seqs = self.to_sequences(text, clips, batch)

@@ -59,6 +59,10 @@ class SynthVLConfig:
     spurious_cooccurrence: float = 0.0
     hard_negative_fraction: float = 0.0
     shuffled_order_distractors: float = 0.0
+    # words between a verb and its object: 0 "opens door", 1 "opens the door" (default),
+    # 2 "opens the same door", 3 "opens the very same door". With spurious_cooccurrence, gap 0
+    # makes a masked object predictable from the token right before it (issue 17)
+    verb_object_gap: int = 1
 
     def split_size(self, split: str) -> int:
         return int(getattr(self, f"n_{split}"))
@@ -90,6 +94,8 @@ class SynthVLConfig:
         pairs = self.hard_negative_fraction + self.shuffled_order_distractors
         _check("hard_negative_fraction", pairs <= 1.0,
                "plus shuffled_order_distractors must be <= 1", pairs)
+        _check("verb_object_gap", 0 <= self.verb_object_gap <= 3, "must be in 0..3",
+               self.verb_object_gap)
         _check("captions_per_video", self.captions_per_video >= 1, "must be >= 1",
                self.captions_per_video)
         _check("questions_per_video", self.questions_per_video >= 0, "must be >= 0",

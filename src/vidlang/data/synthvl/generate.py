@@ -65,16 +65,16 @@ def _describe(plan: VideoPlan, cfg: SynthVLConfig, pool: list[Any],
         records.append(GroundingRecord(f"{plan.vid}_q{i}", plan.vid, plan.duration, query, (window,),
                                        split=plan.split, extra={"event_index": i, "context": context}))
     start = int(rng.integers(cfg.captions_per_video))
-    caps = [caption(plan.events, start + k, rng) for k in range(cfg.captions_per_video)]
+    caps = [caption(plan.events, start + k, rng, cfg.verb_object_gap) for k in range(cfg.captions_per_video)]
     video = {
         "vid": plan.vid,
         "split": plan.split,
         "duration": plan.duration,
         "caption": caps[0],
         "captions": caps,
-        "paragraph": {"sentences": [event_sentence(c, rng) for c in plan.events],
+        "paragraph": {"sentences": [event_sentence(c, rng, cfg.verb_object_gap) for c in plan.events],
                       "windows": _windows_json(plan.windows)},
-        "events": [{"verb": v, "object": o, "phrase": clause_of(v, o), "start": s, "end": e}
+        "events": [{"verb": v, "object": o, "phrase": clause_of(v, o, cfg.verb_object_gap), "start": s, "end": e}
                    for (v, o), (s, e) in zip(plan.events, plan.windows)],
         "questions": [q.to_json() for q in questions(plan, cfg, pool, rng)],
         "partner": plan.partner,

@@ -22,6 +22,7 @@ from vidlang.data.synthvl.vocab import (
     QUESTION_TEMPLATES,
     SUBJECTS,
     clause_of,
+    object_phrase,
     verb_by_base,
 )
 from vidlang.data.synthvl.world import Composition
@@ -30,30 +31,31 @@ from vidlang.errors import ConfigError
 N_CANDIDATES = 5
 
 
-def clause(comp: Composition) -> str:
-    """"opens the door" (third person)."""
-    return clause_of(*comp)
+def clause(comp: Composition, gap: int = 1) -> str:
+    """"opens the door" (third person; ``gap`` filler words before the object)."""
+    return clause_of(*comp, gap=gap)
 
 
-def gerund_clause(comp: Composition) -> str:
+def gerund_clause(comp: Composition, gap: int = 1) -> str:
     """"opening the door"."""
-    return f"{verb_by_base(comp[0]).gerund} the {comp[1]}"
+    return f"{verb_by_base(comp[0]).gerund} {object_phrase(comp[1], gap)}"
 
 
 def _pick(seq: tuple[str, ...] | list[str], rng: np.random.Generator) -> str:
     return seq[int(rng.integers(len(seq)))]
 
 
-def _fill(template: str, comp: Composition, rng: np.random.Generator, ctx: Composition | None = None) -> str:
+def _fill(template: str, comp: Composition, rng: np.random.Generator, ctx: Composition | None = None,
+          gap: int = 1) -> str:
     verb = verb_by_base(comp[0])
     return template.format(
-        s=_pick(SUBJECTS, rng), v3=verb.third, vg=verb.gerund, vb=verb.base, o=f"the {comp[1]}",
-        ctx="" if ctx is None else clause(ctx), ctx_g="" if ctx is None else gerund_clause(ctx))
+        s=_pick(SUBJECTS, rng), v3=verb.third, vg=verb.gerund, vb=verb.base, o=object_phrase(comp[1], gap),
+        ctx="" if ctx is None else clause(ctx, gap), ctx_g="" if ctx is None else gerund_clause(ctx, gap))
 
 
-def event_sentence(comp: Composition, rng: np.random.Generator) -> str:
+def event_sentence(comp: Composition, rng: np.random.Generator, gap: int = 1) -> str:
     """One plain paraphrase of an event."""
-    return _fill(_pick(EVENT_TEMPLATES, rng), comp, rng)
+    return _fill(_pick(EVENT_TEMPLATES, rng), comp, rng, gap=gap)
 
 
 def _unique_context(events: tuple[Composition, ...], i: int, direction: str) -> Composition | None:
@@ -85,19 +87,20 @@ def grounding_query(plan: VideoPlan, i: int, cfg: SynthVLConfig, rng: np.random.
             ctx = _unique_context(events, i, direction)
             if ctx is not None:
                 templates = AFTER_TEMPLATES if direction == "after" else BEFORE_TEMPLATES
-                return _fill(_pick(templates, rng), events[i], rng, ctx), direction
+                return _fill(_pick(templates, rng), events[i], rng, ctx, cfg.verb_object_gap), direction
         if repeated:
             raise AssertionError(f"{plan.vid}: no unambiguous context for repeated event {i}")
-    return event_sentence(events[i], rng), None
+    return event_sentence(events[i], rng, cfg.verb_object_gap), None
 
 
-def caption(events: tuple[Composition, ...], template_index: int, rng: np.random.Generator) -> str:
+def caption(events: tuple[Composition, ...], template_index: int, rng: np.random.Generator,
+            gap: int = 1) -> str:
     """All events in order in one sentence ("a person opens the door, then ... and finally ...")."""
     head, middle, tail = CAPTION_TEMPLATES[template_index % len(CAPTION_TEMPLATES)]
-    text = head.format(s=_pick(SUBJECTS, rng), first=clause(events[0]))
+    text = head.format(s=_pick(SUBJECTS, rng), first=clause(events[0], gap))
     for comp in events[1:-1]:
-        text += middle.format(next=clause(comp))
-    text += tail.format(last=clause(events[-1]))
+        text += middle.format(next=clause(comp, gap))
+    text += tail.format(last=clause(events[-1], gap))
     return text
 
 
@@ -181,7 +184,7 @@ def questions(plan: VideoPlan, cfg: SynthVLConfig, pool: list[Composition],
     out = []
     for q, idx in enumerate(sorted(int(i) for i in picked)):
         kind, anchor, ans = slots[idx]
-        ctx = "" if anchor is None else gerund_clause(plan.events[anchor])
+        ctx = "" if anchor is None else gerund_clause(plan.events[anchor], cfg.verb_object_gap)
         answer = plan.events[ans]
         distractors = _candidates(answer, None if anchor is None else plan.events[anchor],
                                   plan.events, pool, rng)
@@ -191,5 +194,5 @@ def questions(plan: VideoPlan, cfg: SynthVLConfig, pool: list[Composition],
         options = [([answer, *distractors])[i] for i in order]
         out.append(MCQuestion(f"{plan.vid}_mc{q}", plan.vid, kind,
                               QUESTION_TEMPLATES[kind].format(ctx_g=ctx),
-                              tuple(clause(c) for c in options), order.index(0)))
+                              tuple(clause(c, cfg.verb_object_gap) for c in options), order.index(0)))
     return out

@@ -93,6 +93,16 @@ def compositions() -> list[tuple[str, str]]:
     return [(v.base, o) for v in VERBS for o in v.objects]
 
 
-def clause_of(verb: str, obj: str) -> str:
+# verb_object_gap -> the words between a verb and its object ("opens the door" is gap 1)
+OBJECT_PHRASES = ("{o}", "the {o}", "the same {o}", "the very same {o}")
+
+
+def object_phrase(obj: str, gap: int = 1) -> str:
+    """The object with ``gap`` filler words before it: 0 "door", 1 "the door", 2 "the same
+    door", 3 "the very same door" (``verb_object_gap``: how far the object sits from its verb)."""
+    return OBJECT_PHRASES[gap].format(o=obj)
+
+
+def clause_of(verb: str, obj: str, gap: int = 1) -> str:
     """"opens the door": the third-person phrase of a (verb base form, object) event."""
-    return f"{verb_by_base(verb).third} the {obj}"
+    return f"{verb_by_base(verb).third} {object_phrase(obj, gap)}"
