@@ -33,8 +33,12 @@ SETS = ["--set", "model.cache_frozen_text=false", "--set", "model.input_dim=32",
         "--set", "optim.scheduler.milestones=[1]", "--set", "trainer.checkpoint_every_n_steps=2"]
 
 
-def _start(data: Path, out: Path, *extra: str) -> subprocess.Popen:
+def _start(data: Path, out: Path, *extra: str, hold_at: int | None = None) -> subprocess.Popen:
+    """``hold_at``: the process waits after its save at that step until signalled, so the
+    signal lands mid-epoch however loaded the machine is (VIDLANG_HOLD_AFTER_SAVE_STEP)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if hold_at is not None:
+        env["VIDLANG_HOLD_AFTER_SAVE_STEP"] = str(hold_at)
     return subprocess.Popen([VIDLANG, "train", "mmn/cpu", "--set", f"data.root={data}", *SETS,
                              "--out", str(out), *extra], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=env)
@@ -80,8 +84,8 @@ def test_sigint_and_sigkill_mid_epoch_then_resume_equal_an_uninterrupted_run(tmp
 
     data = generate(tmp_path / "syn", "tiny", 0)
     full = _start(data, tmp_path / "full")
-    stopped = _start(data, tmp_path / "int")
-    killed = _start(data, tmp_path / "kill")
+    stopped = _start(data, tmp_path / "int", hold_at=4)
+    killed = _start(data, tmp_path / "kill", hold_at=4)
 
     log = _signal_after_mid_epoch_save(stopped, signal.SIGINT)
     assert stopped.returncode == 130, log

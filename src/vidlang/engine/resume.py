@@ -14,6 +14,7 @@ import contextlib
 import os
 import signal
 import threading
+import time
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -178,6 +179,20 @@ class StopNow(Exception):
     """Raised inside the fit loop after the state was saved; turned into TrainingInterrupted."""
 
 
+HOLD_AFTER_SAVE_ENV = "VIDLANG_HOLD_AFTER_SAVE_STEP"
+
+
+def _hold_after_save(step: int, stop: StopRequest) -> None:
+    """Fault injection for the kill-and-resume tests: with ``VIDLANG_HOLD_AFTER_SAVE_STEP=N``
+    the process waits after its save at global step N (until a stop is requested, 60 s at
+    most), so a test signals it at a known point instead of racing the training loop."""
+    if os.environ.get(HOLD_AFTER_SAVE_ENV) != str(step):
+        return
+    deadline = time.monotonic() + 60.0
+    while not stop.requested and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 class TrainingState(Checkpoint):
     """Writes ``<out>/checkpoints/last.ckpt`` at the end of every epoch, every ``every_n_steps``
     optimiser steps (0 = only per epoch), and when a stop was requested; then stops.
@@ -217,6 +232,7 @@ class TrainingState(Checkpoint):
         stopping = self._stop_requested(trainer)
         if periodic or stopping:
             self.save(trainer, pl_module)
+            _hold_after_save(trainer.global_step, self.stop)
         if stopping:  # raise before the next batch, after Lightning logged this step
             self._raise_at_next_batch = True
 
