@@ -35,9 +35,12 @@ serve: install
 	$(PY) scripts/build_serve_demo.py --out serve_demo
 	$(VENV)/bin/vidlang serve serve_demo/index --grounding-ckpt serve_demo/mmn --videos serve_demo/web $(SERVE_ARGS)
 
+# the suite is mostly subprocesses of the CLI (one-line errors, kill-and-resume, a browser):
+# two pytest-xdist workers keep it under 10 minutes on 2 cores (TEST_WORKERS=0: one process)
+TEST_WORKERS ?= 2
 test: install
 	$(VENV)/bin/ruff check src tests benchmarks
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 # The newest release of every dependency (no constraints) in a fresh .venv-latest: run before
 # `make constraints VENV=.venv-latest` moves the lock, or to see what an update breaks.
@@ -50,7 +53,7 @@ test-latest:
 	$(LATEST)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e ".[dev,milvus]"
 	$(LATEST)/bin/python -m pip freeze --exclude-editable > $(LATEST)/versions.txt
 	$(LATEST)/bin/ruff check src tests benchmarks
-	VIDLANG_UNCONSTRAINED=1 $(LATEST)/bin/python -m pytest -q
+	VIDLANG_UNCONSTRAINED=1 $(LATEST)/bin/python -m pytest -q -n $(TEST_WORKERS)
 
 # Re-pin constraints.txt from the packages installed in $(VENV) (one command).
 constraints:
