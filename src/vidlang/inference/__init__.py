@@ -5,8 +5,8 @@
 * :class:`RetrievalPredictor`: a retrieval run folder -> sentence and video embeddings (the
   vectors a :class:`vidlang.index.VideoIndex` holds and is queried with).
 
-Both compose the existing pieces (:mod:`vidlang.predictor`, :mod:`vidlang.index.embed`) rather
-than re-implementing them.
+The retrieval one composes :mod:`vidlang.index.embed` (what ``vidlang index build`` uses), so
+the vectors it computes are the ones in the index.
 """
 
 from vidlang.inference.grounding import GroundingPredictor
