@@ -161,7 +161,7 @@ def fit(cfg: Any, select: Callable[[dict[str, Any]], float], max_epochs: int, pa
             if on_step is not None:
                 on_step(model, losses)
         model.eval()
-        val = pipe.evaluate(run_eval_outputs(model, pipe, "val"), "val")
+        val = pipe.evaluate(model, run_eval_outputs(model, pipe, "val"), "val")
         score = select(val)
         row = {"epoch": epoch, "val": score, "seconds": time.perf_counter() - t0, "steps": step, **{f"train_{k}": v / max(n, 1) for k, v in losses_sum.items()}}
         if on_epoch is not None:
@@ -253,8 +253,8 @@ def run_retrieval(name: str, config: str, extra: list[str], seed: int, root: Pat
                                          args.min_epochs, on_step, on_epoch,
                                          label=f"{name} s{seed}", setup=log_hard_set)
     outputs = run_eval_outputs(model, pipe, "test")
-    test = pipe.evaluate(outputs, "test")
-    sim, owner, vids = pipe.similarity_matrix(outputs, "test")
+    test = pipe.evaluate(model, outputs, "test")
+    sim, owner, vids = pipe.similarity_matrix(model, outputs, "test")
     twin, n_twin = twin_accuracy(sim, owner, vids, root, "test")
     scores = {f"{d} {k}": metric(test, k, d) for d, k in RET_KEYS}
     scores["twin acc"] = twin
@@ -285,7 +285,7 @@ def run_ccr(name: str, config: str, extra: list[str], seed: int, root: Path, spu
     model, pipe, curve, best_epoch = fit(cfg, lambda v: metric(v, "mIoU"), args.max_epochs,
                                          args.patience, args.min_epochs,
                                          label=f"{name} spur{spurious:g} s{seed}")
-    test = pipe.evaluate(run_eval_outputs(model, pipe, "test"), "test")
+    test = pipe.evaluate(model, run_eval_outputs(model, pipe, "test"), "test")
     diag = load_diagnose().diagnose(model, pipe.eval_loader("val"))
     nll = diag["nll"]
     gain = {c: nll["best_rolled"][c] - nll["best"][c] for c in ("all", "masked content", "unmasked content")}

@@ -84,7 +84,7 @@ def run_one(config: str, overrides: list[str], run_dir: Path) -> tuple[dict[str,
     cfg = load_config(config, overrides)
     result = train(cfg, run_dir)
     pipe = build_pipeline(cfg, result.model)
-    metrics = pipe.evaluate(run_eval_outputs(result.model, pipe, cfg.data.test_split),
+    metrics = pipe.evaluate(result.model, run_eval_outputs(result.model, pipe, cfg.data.test_split),
                             cfg.data.test_split)
     for sub in ("checkpoints", "last", "best"):
         shutil.rmtree(run_dir / sub, ignore_errors=True)

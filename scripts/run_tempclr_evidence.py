@@ -76,10 +76,10 @@ def run_one(config: str, overrides: list[str], run_dir: Path) -> dict[str, Any]:
     pipe = build_pipeline(cfg, model)
     split = cfg.data.test_split
     outputs = [pipe.eval_step(model, batch) for batch in pipe.eval_loader(split)]
-    metrics = pipe.evaluate(outputs, split)
+    metrics = pipe.evaluate(model, outputs, split)
     # the same predictions scored with the release's evaluation quirks (no retraining needed)
     quirky = build_pipeline(load_config(config, [*overrides, QUIRKS]), model)
-    metrics.update({f"quirks/{k}": v for k, v in quirky.evaluate(outputs, split).items()
+    metrics.update({f"quirks/{k}": v for k, v in quirky.evaluate(model, outputs, split).items()
                     if k.startswith("p2v/")})
     shutil.rmtree(run_dir, ignore_errors=True)
     return metrics

@@ -53,7 +53,7 @@ def score(model: Any, cfg: Any, split: str) -> dict[str, float]:
     from vidlang.engine.run import build_pipeline, run_eval_outputs
 
     pipe = build_pipeline(cfg, model)
-    metrics = pipe.evaluate(run_eval_outputs(model, pipe, split), split)
+    metrics = pipe.evaluate(model, run_eval_outputs(model, pipe, split), split)
     return {k.split(" [")[0]: float(v) for k, v in metrics.items()}
 
 

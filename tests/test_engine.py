@@ -112,8 +112,8 @@ def test_model_selection_exports_best_with_label(tmp_path):
     scores = []
     pipe_evaluate = pipe.evaluate
 
-    def recording(outputs, split):
-        metrics = pipe_evaluate(outputs, split)
+    def recording(model, outputs, split):
+        metrics = pipe_evaluate(model, outputs, split)
         scores.append((split, metrics["mIoU [mmn]"]))
         return metrics
 

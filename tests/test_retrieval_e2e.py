@@ -34,7 +34,7 @@ def _train_and_eval(name: str, root: Path, out: Path, extra: list[str]) -> tuple
     cfg = load_config(name, [f"data.root={root}", *TINY, *extra])
     result = train(cfg, out)
     pipe = build_pipeline(cfg, result.model)
-    metrics = pipe.evaluate(run_eval_outputs(result.model, pipe, "test"), "test")
+    metrics = pipe.evaluate(result.model, run_eval_outputs(result.model, pipe, "test"), "test")
     return _epoch_losses(out), metrics
 
 

@@ -9,17 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from vidlang.engine.pipelines.retrieval import (
-    QuestionEntry,
-    QuestionItem,
-    RetrievalDataset,
-    RetrievalEntry,
-    _jsonl_questions,
-    clip_centre_times,
-    collate_mcqa,
-    collate_retrieval,
-)
-from vidlang.engine.schema import DataConfig
+from vidlang.data.readers.questions import QuestionEntry, read_jsonl_questions
+from vidlang.engine.pipelines.mcqa import QuestionItem, collate_mcqa
+from vidlang.engine.pipelines.retrieval import RetrievalDataset, RetrievalEntry, collate_retrieval
+from vidlang.engine.pipelines.videos import clip_centre_times
 from vidlang.errors import DataError
 from vidlang.models.base import FeatureSpec
 
@@ -80,4 +73,4 @@ def test_jsonl_questions_errors_name_file_and_line(tmp_path: Path) -> None:
     bad = dict(good, answer=2)
     (tmp_path / "test.mcqa.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
     with pytest.raises(DataError, match=r"test\.mcqa\.jsonl:2.*answer 2"):
-        _jsonl_questions(DataConfig(root=str(tmp_path)), "test")
+        read_jsonl_questions(str(tmp_path), "test")

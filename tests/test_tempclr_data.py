@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from vidlang.engine.config import load_config
-from vidlang.engine.pipelines.alignment import AlignmentPipeline, few_shot_split, select_pairs
+from vidlang.engine.pipelines.alignment import AlignmentPipeline, select_pairs
+from vidlang.metrics.video_to_video import few_shot_split
 from vidlang.models.base import FeatureSpec
 
 

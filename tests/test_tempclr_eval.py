@@ -12,15 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from vidlang.engine.config import load_config
-from vidlang.engine.pipelines.alignment import (
-    AlignmentPipeline,
-    background_kept_scores,
-    cut_windows,
-    few_shot_split,
-    keep_nearest_windows,
-    sequence_scores,
-    video_to_video_accuracy,
-)
+from vidlang.engine.pipelines.alignment import AlignmentPipeline, cut_windows
 from vidlang.errors import ConfigError
 from vidlang.losses.alignment import (
     reference_distance,
@@ -30,6 +22,12 @@ from vidlang.losses.alignment import (
     release_pairwise_distance,
     sequence_distance,
 )
+from vidlang.metrics.alignment import (
+    background_kept_scores,
+    keep_nearest_windows,
+    sequence_scores,
+)
+from vidlang.metrics.video_to_video import few_shot_split, video_to_video_accuracy
 from vidlang.models.base import FeatureSpec
 
 INF = float("inf")
@@ -146,7 +144,7 @@ def _pipeline(tmp_path: Path, extra: tuple[str, ...] = (),
 
 def test_pipeline_reports_video_to_video_accuracy(tmp_path: Path) -> None:
     labels = {"test": {"v0": "a -> b", "v1": "a -> b", "v2": "b -> a", "v3": "b -> a"}}
-    metrics = _pipeline(tmp_path, labels=labels).evaluate(_hand_outputs(), "test")
+    metrics = _pipeline(tmp_path, labels=labels).evaluate(None, _hand_outputs(), "test")
     assert metrics["v2v/dtw/acc"] == 100.0 and metrics["v2v/otam/acc"] == 100.0
     assert metrics["v2v/mean_pool/acc"] == 50.0
     assert metrics["v2v/queries"] == 2.0 and metrics["v2v/classes"] == 2.0
@@ -155,19 +153,19 @@ def test_pipeline_reports_video_to_video_accuracy(tmp_path: Path) -> None:
             assert f"p2v/{bg}/{scorer}/R@1" in metrics
     assert metrics["background"] == "both" and metrics["reproduce_upstream_quirks"] is False
     removed = _pipeline(tmp_path, ("eval.overrides.background=removed", "eval.overrides.v2v=false"),
-                        labels).evaluate(_hand_outputs(), "test")
+                        labels).evaluate(None, _hand_outputs(), "test")
     assert not any(k.startswith(("p2v/bg_kept", "v2v/")) for k in removed)
 
 
 def test_pipeline_skips_video_to_video_with_a_logged_reason(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
-        metrics = _pipeline(tmp_path, ("data.dataset=didemo",)).evaluate(_hand_outputs(), "test")
+        metrics = _pipeline(tmp_path, ("data.dataset=didemo",)).evaluate(None, _hand_outputs(), "test")
     assert "no video class labels" in metrics["v2v/skipped"]
     assert "v2v/dtw/acc" not in metrics
     assert any("video-to-video accuracy skipped" in r.getMessage() for r in caplog.records)
     one_class = {"test": {"v0": "a", "v1": "a", "v2": "a"}}
-    metrics = _pipeline(tmp_path, labels=one_class).evaluate(_hand_outputs(), "test")
+    metrics = _pipeline(tmp_path, labels=one_class).evaluate(None, _hand_outputs(), "test")
     assert "need 2" in metrics["v2v/skipped"]
 
 

@@ -9,13 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vidlang.engine.pipelines.alignment import (
-    caption_average_scores,
-    order_constrained_decode,
-    select_pairs,
-    video_to_video_accuracy,
-    window_frames,
-)
+from vidlang.engine.pipelines.alignment import select_pairs, window_frames
 from vidlang.errors import DataError
 from vidlang.losses.alignment import release_pairwise_distance, sequence_distance
 from vidlang.losses.tempclr import (
@@ -25,6 +19,9 @@ from vidlang.losses.tempclr import (
     segment_shuffle_negatives,
     sequence_contrastive_loss,
 )
+from vidlang.metrics.alignment import caption_average_scores
+from vidlang.metrics.step_decoding import order_constrained_decode
+from vidlang.metrics.video_to_video import video_to_video_accuracy
 
 
 def test_permutation_negatives_exhaustive_seeded_and_identity_free() -> None:

@@ -55,7 +55,7 @@ def _train(model: TempCLR, pipeline: AlignmentPipeline, epochs: int) -> list[flo
 def _evaluate(model: TempCLR, pipeline: AlignmentPipeline, split: str = "val") -> dict:
     model.eval()
     outputs = [pipeline.eval_step(model, b) for b in pipeline.eval_loader(split)]
-    return pipeline.evaluate(outputs, split)
+    return pipeline.evaluate(model, outputs, split)
 
 
 def test_end_to_end_tiny_synthvl(tiny_synthvl: Path) -> None:

@@ -156,7 +156,7 @@ class VidlangLightningModule(L.LightningModule):
             return
         outputs = [o for part in all_gather_objects(self._eval_outputs) for o in part]
         self._eval_outputs = []
-        metrics = self.pipeline.evaluate(outputs, split)
+        metrics = self.pipeline.evaluate(self.model, outputs, split)
         self.last_metrics = metrics
         flat = flatten_metrics(metrics)
         # every process computed the same numbers from the gathered outputs: no sync needed

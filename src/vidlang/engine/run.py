@@ -293,7 +293,7 @@ def evaluate(cfg: ExperimentConfig, ckpt: str | Path, *, split: str | None = Non
         raise ConfigError(f"model.name: checkpoint holds a {model.task} model, config is {cfg.task}")
     pipe = pipeline if pipeline is not None else build_pipeline(cfg, model)
     outputs = run_eval_outputs(model, pipe, split, progress=cfg.trainer.progress_bar)
-    metrics = pipe.evaluate(outputs, split)
+    metrics = pipe.evaluate(model, outputs, split)
     info_path = folder / INFO
     info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
     out = Path(out_dir) if out_dir is not None else folder / f"eval_{split}"

@@ -9,7 +9,7 @@ import importlib
 
 from vidlang.engine.pipelines.base import EpochSampler, TaskPipeline, flatten_metrics, make_loader
 
-_TASK_MODULES = ("grounding", "retrieval", "alignment")
+_TASK_MODULES = ("grounding", "retrieval", "mcqa", "alignment")
 
 for _name in _TASK_MODULES:
     try:

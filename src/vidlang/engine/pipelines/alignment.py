@@ -6,31 +6,29 @@ in the release (tempclr.md section 4): pairs sorted by time, a greedy pass keepi
 do not overlap the last kept one, videos with fewer than ``min_pairs`` skipped (and counted),
 then ``seq_len`` pairs picked by linspace. A pair's clip is its caption window of features
 (at most ``max_clip_frames`` frames, evenly picked). Evaluation uses every sentence of each
-paragraph, its window as its clip ("background removed"), and scores paragraph-to-video
-retrieval with three measures (``cap_avg``, ``dtw``, ``otam``) and step localisation
-(order-constrained decoding, CrossTask-style recall). With ``eval.overrides.background: kept``
-(or ``both``) each video is also cut into fixed windows (``window`` / ``stride`` seconds) and
-scored with the background kept (tempclr.md section 5, the release's
-``FullVideoBGRetrievalMetric``). Those windows also give the few-shot video-to-video accuracy
-(nearest labelled support video by DTW / OTAM) where the dataset has video class labels.
+paragraph, its window as its clip ("background removed"); with ``eval.overrides.background:
+kept`` (or ``both``) or ``v2v`` each video is also cut into fixed windows (``window`` /
+``stride`` seconds). The scores come from the metric objects that ``eval.overrides`` selects
+(:meth:`AlignmentPipeline.build_metrics`): paragraph-to-video retrieval
+(``vidlang.metrics.alignment``), few-shot video-to-video accuracy where the dataset has video
+class labels (``vidlang.metrics.video_to_video``, labels from
+``vidlang.data.readers.labels``) and step localisation (``vidlang.metrics.step_decoding``).
 Evaluation options: :class:`AlignmentEvalOptions` (``eval.overrides``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from vidlang.data.readers.labels import video_labels
 from vidlang.data.records import Paragraph
 from vidlang.engine.pipelines.base import TaskPipeline, make_loader
 from vidlang.engine.pipelines.features import (
@@ -45,12 +43,15 @@ from vidlang.engine.pipelines.features import (
 )
 from vidlang.engine.schema import DataConfig, ExperimentConfig
 from vidlang.errors import ConfigError, DataError
+from vidlang.metrics.alignment import BACKGROUND_MODES, ParagraphToVideoMetric
+from vidlang.metrics.classes import BaseMetric
+from vidlang.metrics.step_decoding import StepLocalisationMetric
+from vidlang.metrics.video_to_video import VideoToVideoMetric
 from vidlang.models.base import FeatureSpec
-from vidlang.registry import PIPELINES, Registry
+from vidlang.registry import PIPELINES
 
 log = logging.getLogger(__name__)
 Window = tuple[float, float]
-BACKGROUND_MODES = ("removed", "kept", "both")
 
 
 @dataclass
@@ -254,230 +255,6 @@ def collate_alignment(items: Sequence[AlignmentItem]) -> dict[str, Any]:
     return batch
 
 
-# ---- evaluation -------------------------------------------------------------------------------
-def _stack(rows: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    return pad_rows([r.float() for r in rows])
-
-
-def caption_average_scores(text: torch.Tensor, text_mask: torch.Tensor, clips: torch.Tensor,
-                           clip_mask: torch.Tensor) -> torch.Tensor:
-    """Cap. Avg. [P, V]: per caption the best cosine over the video's clips, averaged over the
-    paragraph's captions (embeddings are L2-normalised)."""
-    sim = torch.einsum("pnd,vmd->pvnm", text, clips)
-    sim = sim.masked_fill(~clip_mask[None, :, None, :], float("-inf")).amax(dim=-1)
-    weights = text_mask[:, None, :].to(sim.dtype)
-    return (sim.masked_fill(weights == 0, 0.0) * weights).sum(-1) / weights.sum(-1)
-
-
-def sequence_scores(text: torch.Tensor, text_mask: torch.Tensor, clips: torch.Tensor,
-                    clip_mask: torch.Tensor, kind: str, normalise: str, quirks: bool = False
-                    ) -> torch.Tensor:
-    """Negative hard DTW / OTAM distance [P, V] (higher = closer); OTAM sums both directions.
-    ``quirks`` reproduces the release's evaluation (``release_pairwise_distance``)."""
-    from vidlang.losses.alignment import pairwise_sequence_distance, release_pairwise_distance
-
-    if quirks:
-        return -release_pairwise_distance(text, text_mask, clips, clip_mask, kind)
-    dist = pairwise_sequence_distance(text, text_mask, clips, clip_mask, kind=kind,
-                                      normalise=normalise)
-    if kind == "otam":
-        dist = dist + pairwise_sequence_distance(clips, clip_mask, text, text_mask, kind=kind,
-                                                 normalise=normalise).t()
-    return -dist
-
-
-def keep_nearest_windows(sim: torch.Tensor, text_mask: torch.Tensor, win_mask: torch.Tensor,
-                         keep_ratio: float = 1.3) -> tuple[torch.Tensor, torch.Tensor]:
-    """The release's background-kept window selection for sim [P, V, N, M] (caption x window
-    similarity), text_mask [P, N], win_mask [V, M]: per pair, the int(keep_ratio * n_p)
-    windows (at most m_v) with the highest similarity to any caption, in temporal order.
-
-    Returns indices [P, V, K] (ascending; padded with the last valid index) and their prefix
-    mask [P, V, K]. Ties in similarity keep the earlier window."""
-    best = sim.masked_fill(~text_mask[:, None, :, None], float("-inf")).amax(dim=2)
-    best = best.masked_fill(~win_mask[None], float("-inf"))  # [P, V, M]
-    keep = (text_mask.sum(dim=1).to(torch.float64) * keep_ratio).floor().long().clamp_min(1)
-    count = torch.minimum(keep[:, None], win_mask.sum(dim=1)[None])  # [P, V]
-    k_max = int(count.max())
-    order = torch.sort(-best, dim=-1, stable=True).indices[..., :k_max]
-    valid = torch.arange(k_max)[None, None] < count[..., None]
-    picked = torch.sort(order.masked_fill(~valid, sim.shape[-1]), dim=-1).values
-    last = picked.gather(-1, (count - 1)[..., None])
-    return torch.where(valid, picked, last), valid
-
-
-def background_kept_scores(text: torch.Tensor, text_mask: torch.Tensor, windows: torch.Tensor,
-                           win_mask: torch.Tensor, kind: str, normalise: str,
-                           keep_ratio: float = 1.3, quirks: bool = False,
-                           chunk_cells: int = 20_000_000) -> torch.Tensor:
-    """Background-kept paragraph-to-video scores [P, V] (higher = closer).
-
-    ``cap_avg``: :func:`caption_average_scores` over all of the video's windows. ``dtw`` /
-    ``otam``: minus the hard distance from the paragraph to the windows kept by
-    :func:`keep_nearest_windows` (per pair), cost 1 - cos, ``normalise``, OTAM summed over
-    both directions; with ``quirks`` the release's evaluation (1 - raw dot, area scaling to
-    the longest paragraph x the most windows, its padding and OTAM quirks). Computed in
-    chunks of paragraphs of about ``chunk_cells`` similarity cells."""
-    from vidlang.losses.alignment import release_eval_distance, sequence_distance
-
-    if kind == "cap_avg":
-        return caption_average_scores(text, text_mask, windows, win_mask)
-    if not quirks:
-        text = torch.nn.functional.normalize(text, dim=-1)
-        windows = torch.nn.functional.normalize(windows, dim=-1)
-    n_rows, n_cols = text_mask.sum(dim=1), win_mask.sum(dim=1)
-    max_rows, max_cols = int(n_rows.max()), int(n_cols.max())
-    p, v = text.shape[0], windows.shape[0]
-    step = max(1, chunk_cells // max(1, v * text.shape[1] * windows.shape[1]))
-    out = text.new_empty((p, v))
-    for start in range(0, p, step):
-        t, tm = text[start:start + step], text_mask[start:start + step]
-        q = t.shape[0]
-        sim = torch.einsum("pnd,vmd->pvnm", t, windows)
-        index, valid = keep_nearest_windows(sim, tm, win_mask, keep_ratio)
-        k = index.shape[-1]
-        kept = sim.gather(-1, index[:, :, None, :].expand(q, v, t.shape[1], k))
-        cost = (1.0 - kept).reshape(q * v, t.shape[1], k)
-        rows = tm[:, None].expand(q, v, tm.shape[1]).reshape(q * v, -1)
-        cols = valid.reshape(q * v, k)
-        if quirks:
-            dist = release_eval_distance(cost, rows.sum(dim=1), cols.sum(dim=1), max_rows,
-                                         max_cols, kind)
-        else:
-            dist = sequence_distance(cost, rows, cols, kind=kind, normalise=normalise)
-            if kind == "otam":
-                dist = dist + sequence_distance(cost.transpose(1, 2).contiguous(), cols, rows,
-                                                kind=kind, normalise=normalise)
-        out[start:start + q] = -dist.reshape(q, v)
-    return out
-
-
-def order_constrained_decode(scores: torch.Tensor) -> torch.Tensor:
-    """One position per step [K] for step scores [K, T], in order (t_1 < t_2 < ... when
-    K <= T, else t_1 <= t_2 <= ...), maximising the summed score: CrossTask's one-interval-
-    per-step dynamic programme with unit intervals. Loops over steps, vectorised over time."""
-    k_steps, t_len = scores.shape
-    strict = k_steps <= t_len
-    best = scores[0].clone()
-    back: list[torch.Tensor] = []
-    for k in range(1, k_steps):
-        run_max, run_arg = torch.cummax(best, dim=0)
-        if strict:  # predecessor strictly earlier: shift by one
-            prev_val = torch.cat([best.new_full((1,), float("-inf")), run_max[:-1]])
-            prev_arg = torch.cat([run_arg.new_zeros(1), run_arg[:-1]])
-        else:
-            prev_val, prev_arg = run_max, run_arg
-        back.append(prev_arg)
-        best = scores[k] + prev_val
-    pos = [int(best.argmax())]
-    for arg in reversed(back):
-        pos.append(int(arg[pos[-1]]))
-    return torch.tensor(pos[::-1], dtype=torch.long)
-
-
-def decode_step_times(frames: torch.Tensor, text: torch.Tensor, duration: float) -> list[float]:
-    """Each step's predicted time (seconds, the centre of its decoded feature row) from the
-    cosine of step sentences [K, D] with per-second frame embeddings [T, D]."""
-    positions = order_constrained_decode(text @ frames.t())
-    seconds_per_row = duration / frames.shape[0]
-    return [(int(t) + 0.5) * seconds_per_row for t in positions]
-
-
-V2V_KINDS = ("dtw", "otam", "mean_pool")
-
-
-def video_to_video_accuracy(queries: Sequence[torch.Tensor], query_labels: Sequence[Any],
-                            support: Sequence[torch.Tensor], support_labels: Sequence[Any],
-                            kind: str = "dtw", normalise: str = "path") -> float:
-    """Few-shot video-to-video alignment: each query clip sequence [M_i, D] takes the label of
-    its nearest support sequence; the share that is right. ``dtw`` / ``otam``: hard distance
-    on 1 - cos (OTAM summed over both directions, as in paragraph-to-video); ``mean_pool``:
-    cosine of the mean clip embeddings, the order-blind reference."""
-    if kind not in V2V_KINDS:
-        raise ValueError(f"video-to-video kind {kind!r} is not one of {V2V_KINDS}")
-    if kind == "mean_pool":
-        def pooled(seqs: Sequence[torch.Tensor]) -> torch.Tensor:
-            return F.normalize(torch.stack([x.float().mean(dim=0) for x in seqs]), dim=-1)
-
-        nearest = (pooled(queries) @ pooled(support).t()).argmax(dim=1).tolist()
-    else:
-        q, qm = _stack(queries)
-        s, sm = _stack(support)
-        nearest = sequence_scores(q, qm, s, sm, kind, normalise).argmax(dim=1).tolist()
-    return float(np.mean([support_labels[j] == query_labels[i] for i, j in enumerate(nearest)]))
-
-
-def few_shot_split(labels: Mapping[str, Any], shots: int, seed: int
-                   ) -> tuple[list[str], list[str]]:
-    """(support, query) video ids: in every class with more than ``shots`` videos, ``shots``
-    seeded picks are support and the rest queries; smaller classes are left out. Classes and
-    their videos are visited in sorted order, so the split depends only on (labels, shots,
-    seed)."""
-    members: dict[str, list[str]] = {}
-    for vid, label in labels.items():
-        members.setdefault(str(label), []).append(vid)
-    rng = np.random.default_rng(seed)
-    support: list[str] = []
-    query: list[str] = []
-    for label in sorted(members):
-        vids = sorted(members[label])
-        if len(vids) <= shots:
-            continue
-        order = rng.permutation(len(vids)).tolist()
-        support.extend(vids[i] for i in order[:shots])
-        query.extend(vids[i] for i in order[shots:])
-    return support, query
-
-
-def _synthvl_labels(root: str | None, split: str) -> dict[str, str]:
-    """SynthVL: a video's opening and closing actions in order, "<first verb> -> <last verb>"
-    (so "open -> close" and "close -> open" are different classes)."""
-    from vidlang.data.synthvl.loader import read_videos
-
-    if root is None:
-        raise ConfigError("data.root: the synthvl dataset needs the folder written by `vidlang synth`")
-    videos = read_videos(root, split)[0]
-    out = {}
-    for v in videos:
-        events = v.get("events") or []
-        if not events:
-            raise DataError("video has no events to label it by", record=str(v.get("vid")))
-        out[str(v["vid"])] = f"{events[0]['verb']} -> {events[-1]['verb']}"
-    return out
-
-
-def _youcook2_labels(root: str | None, split: str) -> dict[str, str]:
-    """YouCook2: the annotation file's ``recipe_type`` (e.g. 113), the few-shot class."""
-    from vidlang.data.catalog import default_root
-
-    path = (Path(root) if root else default_root()) / "youcook2" / "youcookii_annotations_trainval.json"
-    if not path.is_file():
-        raise DataError("YouCook2 annotation file missing (recipe types)", path)
-    database = json.loads(path.read_text(encoding="utf-8"))["database"]
-    return {vid: str(entry["recipe_type"]) for vid, entry in database.items()
-            if "recipe_type" in entry}
-
-
-VIDEO_LABELS: Registry[Callable[[str | None, str], dict[str, str]]] = Registry(
-    "video class labels")
-VIDEO_LABELS.register("synthvl")(_synthvl_labels)
-VIDEO_LABELS.register("youcook2")(_youcook2_labels)
-
-
-P2V_SCORERS = ("cap_avg", "dtw", "otam")
-
-
-def _recalls(sim: torch.Tensor) -> dict[str, float]:
-    from vidlang.metrics import retrieval_metrics
-
-    full = retrieval_metrics(sim.double().numpy(), ks=(1, 5, 10))
-    out = {}
-    for key, value in full.items():
-        if key.startswith("t2v R@") or key.startswith("t2v MdR"):
-            out[key.split(" ")[1]] = float(value)
-    return out
-
-
 @PIPELINES.register("alignment")
 class AlignmentPipeline(TaskPipeline):
     """Alignment data + evaluation. ``paragraphs``/``features``/``labels`` (split -> video id
@@ -526,11 +303,12 @@ class AlignmentPipeline(TaskPipeline):
 
     def video_labels(self, split: str) -> dict[str, Any] | None:
         """Video id -> class for the few-shot video-to-video metric, or None when the dataset
-        has no labels (``VIDEO_LABELS``)."""
+        has no labels (``vidlang.data.readers.labels.VIDEO_LABELS``)."""
         if split not in self._labels:
-            if self.data.dataset not in VIDEO_LABELS:
+            labels = video_labels(self.data.dataset, self.data.root or None, split)
+            if labels is None:
                 return None
-            self._labels[split] = VIDEO_LABELS.get(self.data.dataset)(self.data.root or None, split)
+            self._labels[split] = labels
         return self._labels[split]
 
     def _needs_windows(self) -> bool:
@@ -558,19 +336,6 @@ class AlignmentPipeline(TaskPipeline):
                            num_workers=self.data.num_workers, rank=rank, world_size=world_size,
                            pad=False)
 
-    def _step_recall(self, items: Sequence[dict[str, Any]]) -> float:
-        """CrossTask-style recall (``vidlang.metrics.step_recall``) with each paragraph's
-        sentences as its steps and the dataset as the one task."""
-        from vidlang.metrics import step_recall
-
-        preds, truth = [], []
-        for it in items:
-            times = decode_step_times(it["frames"].float(), it["text"].float(), it["duration"])
-            preds.append({"vid": it["video_id"], "pred_steps": dict(enumerate(times))})
-            truth.append({"vid": it["video_id"], "task": self.data.dataset,
-                          "steps": {k: [list(w)] for k, w in enumerate(it["windows"])}})
-        return next(v for k, v in step_recall(preds, truth).items() if k.startswith("step recall "))
-
     @property
     def quirks(self) -> bool:
         """``eval.overrides.reproduce_upstream_quirks`` (or its older name on the model,
@@ -578,78 +343,34 @@ class AlignmentPipeline(TaskPipeline):
         return self.options.reproduce_upstream_quirks or \
             bool(getattr(self.cfg.model, "tempclr_faithful_eval", False))
 
-    def _paragraph_to_video(self, ordered: Sequence[dict[str, Any]], normalise: str
-                            ) -> dict[str, float]:
-        """``p2v/bg_{removed,kept}/{cap_avg,dtw,otam}/...`` for the configured modes."""
-        text, tmask = _stack([it["text"] for it in ordered])
-        metrics: dict[str, float] = {}
-        if self.options.background in ("removed", "both"):
-            clips, cmask = _stack([it["clips"] for it in ordered])
-            scores = {"cap_avg": caption_average_scores(text, tmask, clips, cmask)}
-            for kind in ("dtw", "otam"):
-                scores[kind] = sequence_scores(text, tmask, clips, cmask, kind, normalise,
-                                               self.quirks)
-            for name in P2V_SCORERS:
-                for key, value in _recalls(scores[name]).items():
-                    metrics[f"p2v/bg_removed/{name}/{key}"] = value
-        if self.options.background in ("kept", "both"):
-            wins, wmask = _stack([it["bg_clips"] for it in ordered])
-            for name in P2V_SCORERS:
-                sim = background_kept_scores(text, tmask, wins, wmask, name, normalise,
-                                             self.options.keep_ratio, self.quirks)
-                for key, value in _recalls(sim).items():
-                    metrics[f"p2v/bg_kept/{name}/{key}"] = value
-            metrics["p2v/bg_kept/windows_per_video"] = float(wmask.sum(dim=1).float().mean())
+    def build_metrics(self, split: str) -> list[BaseMetric]:
+        """The metric objects ``eval.overrides`` selects: paragraph-to-video retrieval for
+        ``background``, video-to-video accuracy when ``v2v``, and step localisation."""
+        quirks = self.quirks
+        eval_normalise = getattr(self.cfg.model, "eval_normalise", "path")
+        metrics: list[BaseMetric] = [ParagraphToVideoMetric(
+            self.options.background, "area" if quirks else eval_normalise,
+            self.options.keep_ratio, quirks)]
+        if self.options.v2v:
+            metrics.append(VideoToVideoMetric(self.video_labels(split), self.options.v2v_shots,
+                                              self.options.v2v_seed, eval_normalise,
+                                              source=self.data.dataset, split=split))
+        metrics.append(StepLocalisationMetric(self.data.dataset))
         return metrics
 
-    def _video_to_video(self, ordered: Sequence[dict[str, Any]], split: str, normalise: str
-                        ) -> dict[str, Any]:
-        """``v2v/{dtw,otam,mean_pool}/acc`` (%) on each video's fixed-window sequence, or
-        ``v2v/skipped`` with the reason (also logged)."""
-        labels = self.video_labels(split)
-        reason = None
-        if labels is None:
-            reason = f"dataset {self.data.dataset!r} has no video class labels"
-        else:
-            present = {it["video_id"]: labels[it["video_id"]] for it in ordered
-                       if it["video_id"] in labels}
-            support, query = few_shot_split(present, self.options.v2v_shots, self.options.v2v_seed)
-            classes = {present[v] for v in support}
-            if len(classes) < 2 or not query:
-                reason = (f"split {split!r}: {len(classes)} class(es) with more than "
-                          f"{self.options.v2v_shots} labelled video(s); need 2")
-        if reason is not None:
-            log.warning("video-to-video accuracy skipped: %s", reason)
-            return {"v2v/skipped": reason}
-        by_id = {it["video_id"]: it for it in ordered}
-        q_seqs = [by_id[v]["bg_clips"] for v in query]
-        s_seqs = [by_id[v]["bg_clips"] for v in support]
-        q_lab = [present[v] for v in query]
-        s_lab = [present[v] for v in support]
-        out: dict[str, Any] = {}
-        for kind in V2V_KINDS:
-            out[f"v2v/{kind}/acc"] = 100.0 * video_to_video_accuracy(q_seqs, q_lab, s_seqs, s_lab,
-                                                                     kind, normalise)
-        out["v2v/queries"] = float(len(query))
-        out["v2v/classes"] = float(len(classes))
-        return out
-
-    def evaluate(self, outputs: Sequence[Any], split: str) -> dict[str, Any]:
+    def evaluate(self, model: Any, outputs: Sequence[Any], split: str) -> dict[str, Any]:
         """``p2v/bg_{removed,kept}/{cap_avg,dtw,otam}/R@{1,5,10}`` (+ MdR) per
         ``eval.overrides.background``, ``v2v/{dtw,otam,mean_pool}/acc``, ``steps/recall`` and
-        counts."""
-        items = {it["video_id"]: it for out in outputs for it in out}
-        ordered = [items[k] for k in sorted(items)]
+        counts (the outputs alone are scored: ``model`` is not used)."""
         quirks = self.quirks
-        normalise = "area" if quirks else getattr(self.cfg.model, "eval_normalise", "path")
-        metrics: dict[str, Any] = self._paragraph_to_video(ordered, normalise)
-        if self.options.v2v:
-            metrics.update(self._video_to_video(ordered, split,
-                                                getattr(self.cfg.model, "eval_normalise", "path")))
-        metrics["steps/recall"] = self._step_recall(ordered)
-        metrics["videos"] = float(len(ordered))
+        metrics: dict[str, Any] = {}
+        for metric in self.build_metrics(split):
+            for out in outputs:
+                metric.process(out)
+            metrics.update(metric.compute_metrics())
+        metrics["videos"] = float(len({it["video_id"] for out in outputs for it in out}))
         metrics["skipped"] = float(len(self.skipped.get(split, [])))
-        metrics["normalise"] = normalise
+        metrics["normalise"] = "area" if quirks else getattr(self.cfg.model, "eval_normalise", "path")
         metrics["background"] = self.options.background
         metrics["reproduce_upstream_quirks"] = quirks
         return metrics

@@ -1,9 +1,11 @@
 """The task-pipeline contract: how the engine gets loaders and scores for one task.
 
 A pipeline (registered in ``vidlang.registry.PIPELINES`` under the task name that models set in
-``VidlangModel.task``) owns the data side of a task: its ``data`` config schema, train/eval
-loaders producing the batches documented in ``vidlang.models.base``, the per-batch eval step
-and the metrics. The engine owns everything else (devices, optimiser, checkpoints, logging).
+``VidlangModel.task``) owns the data side of a task: its ``data`` config schema, datasets,
+collate functions and loaders (all through :func:`make_loader`) producing the batches
+documented in ``vidlang.models.base``, the per-batch eval step, and which ``vidlang.metrics``
+score the gathered outputs. Metric code lives in ``vidlang.metrics``, readers in
+``vidlang.data``; the engine owns everything else (devices, optimiser, checkpoints, logging).
 """
 
 from __future__ import annotations
@@ -32,14 +34,19 @@ class EpochSampler(Sampler[int]):
     """
 
     def __init__(self, n: int, seed: int, shuffle: bool, rank: int = 0, world_size: int = 1,
-                 pad: bool = True) -> None:
+                 pad: bool = True, on_epoch: Callable[[int], None] | None = None) -> None:
         self.n, self.seed, self.shuffle = n, seed, shuffle
         self.rank, self.world_size, self.pad = rank, world_size, pad
+        self.on_epoch = on_epoch
         self.epoch = 0
         self._skip: tuple[int, int] | None = None
 
     def set_epoch(self, epoch: int) -> None:
+        """Lightning calls this before each epoch; ``on_epoch`` (the dataset's ``set_epoch``)
+        hears it too, for datasets that draw per epoch (retrieval's caption draw)."""
         self.epoch = epoch
+        if self.on_epoch is not None:
+            self.on_epoch(epoch)
 
     def skip_once(self, epoch: int, n: int) -> None:
         """In ``epoch`` only, leave out the first ``n`` indices (the batches an interrupted run
@@ -71,23 +78,31 @@ class EpochSampler(Sampler[int]):
 def make_loader(dataset: Dataset, collate: Callable[[list[Any]], Any], batch_size: int, *,
                 shuffle: bool, seed: int, num_workers: int, rank: int = 0, world_size: int = 1,
                 pad: bool = True) -> DataLoader:
-    """A DataLoader with an :class:`EpochSampler` and its own generator, so iterating it never
-    draws from the global RNG (needed for bit-identical resume)."""
-    sampler = EpochSampler(len(dataset), seed, shuffle, rank, world_size, pad)  # type: ignore[arg-type]
-    return new_loader(dataset, sampler, collate, batch_size, seed, num_workers)
-
-
-def new_loader(dataset: Dataset, sampler: Sampler[int], collate: Callable[[list[Any]], Any],
-               batch_size: int, seed: int, num_workers: int) -> DataLoader:
-    """The DataLoader of every pipeline. With workers, a dataset that keeps its features in
-    memory (``data.feature_cache_mb``) reads them all first, so the forked workers share that
-    copy instead of each reading (and dropping at the epoch's end) their own."""
+    """The DataLoader of every pipeline: an :class:`EpochSampler` (told to the dataset's
+    ``set_epoch`` when it has one) and its own generator, so iterating it never draws from the
+    global RNG (needed for bit-identical resume). With workers, a dataset that keeps its
+    features in memory (``data.feature_cache_mb``) reads them all first, so the forked workers
+    share that copy instead of each reading (and dropping at the epoch's end) their own."""
+    on_epoch = getattr(dataset, "set_epoch", None)
+    sampler = EpochSampler(len(dataset), seed, shuffle, rank, world_size, pad,  # type: ignore[arg-type]
+                           on_epoch=on_epoch if callable(on_epoch) else None)
     preload = getattr(dataset, "preload", None)
     if num_workers > 0 and callable(preload):
         preload()
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate,
                       num_workers=num_workers, generator=torch.Generator().manual_seed(seed),
                       persistent_workers=False)
+
+
+class BoundCollate:
+    """A picklable collate with keyword options bound (``BoundCollate(collate_retrieval,
+    segments=True)``), for DataLoader workers."""
+
+    def __init__(self, fn: Callable[..., dict[str, Any]], **kwargs: Any) -> None:
+        self.fn, self.kwargs = fn, kwargs
+
+    def __call__(self, items: list[Any]) -> dict[str, Any]:
+        return self.fn(items, **self.kwargs)
 
 
 class TaskPipeline(ABC):
@@ -167,8 +182,9 @@ class TaskPipeline(ABC):
         return model.predict(batch)
 
     @abstractmethod
-    def evaluate(self, outputs: Sequence[Any], split: str) -> dict[str, Any]:
-        """Metrics of ``split`` from every eval step's output (gathered from all processes)."""
+    def evaluate(self, model: Any, outputs: Sequence[Any], split: str) -> dict[str, Any]:
+        """Metrics of ``split`` from every eval step's output (gathered from all processes);
+        ``model`` is the evaluated model (retrieval scores texts against the gallery with it)."""
 
     def write_outputs(self, outputs: Sequence[Any], metrics: dict[str, Any], split: str,
                       out_dir: str | Path) -> list[Path]:

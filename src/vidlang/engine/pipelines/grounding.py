@@ -228,7 +228,7 @@ class GroundingPipeline(TaskPipeline):
                         "pred_relevant_windows": windows})
         return out
 
-    def evaluate(self, outputs: Sequence[Any], split: str) -> dict[str, Any]:
+    def evaluate(self, model: Any, outputs: Sequence[Any], split: str) -> dict[str, Any]:
         preds = self.predictions(outputs, split)
         return score_grounding(preds, [r.to_json() for r in self.records(split)], self.cfg)
 
