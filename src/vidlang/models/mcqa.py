@@ -5,7 +5,7 @@ task loss is the cross-entropy over a question's candidates, the prediction its 
 Multi-level alignment (``multilevel.enabled``; λ_g = 1 for QA) adds the global pair
 (video, question ⊕ correct answer) and, when the batch has time-stamped text, segment pairs.
 
-MCQA batch (built by the ``mcqa`` pipeline of ``vidlang.engine.pipelines.retrieval``)::
+MCQA batch (built by the ``mcqa`` pipeline, ``vidlang.engine.pipelines.mcqa``)::
 
     video_ids    list[str]              B videos (one question per row)
     feats        FloatTensor [B, T, D]  clip features; feat_mask BoolTensor [B, T]
