@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from vidlang.data.features.spec import FeatureSpec
 from vidlang.engine.config import load_config
 from vidlang.engine.pipelines.alignment import (
     AlignmentPipeline,
@@ -30,7 +31,6 @@ from vidlang.losses.alignment import (
     release_pairwise_distance,
     sequence_distance,
 )
-from vidlang.models.base import FeatureSpec
 
 INF = float("inf")
 

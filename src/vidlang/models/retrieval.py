@@ -39,11 +39,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidlang.data.features.spec import FeatureSpec
 from vidlang.errors import ConfigError, DataError
 from vidlang.losses.contrastive import info_nce, negnce
 from vidlang.losses.multilevel import global_valid_mask
 from vidlang.losses.tpmcl import TPMCL
-from vidlang.models.base import FeatureSpec, TrainState, VidlangModel
+from vidlang.models.base import TrainState, VidlangModel
 from vidlang.models.blocks.temporal import TEMPORAL_MODULES, masked_mean
 from vidlang.models.blocks.token_sim import (
     TWM_UNITS,
@@ -245,7 +246,7 @@ class DualEncoder(VidlangModel):
     def feature_spec(self) -> FeatureSpec:
         """CLIP4Clip's uniform frame sampling when ``num_frames`` > 0, else every clip."""
         if self.cfg.num_frames > 0:
-            return FeatureSpec(mode="uniform", num_clips=self.cfg.num_frames)
+            return FeatureSpec(mode="uniform", num_rows=self.cfg.num_frames)
         return FeatureSpec()
 
     # ---- encoders -------------------------------------------------------------------------

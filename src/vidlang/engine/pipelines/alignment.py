@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from vidlang.data.features.spec import FeatureSpec
 from vidlang.data.records import Paragraph
 from vidlang.engine.pipelines.base import TaskPipeline, make_loader
 from vidlang.engine.pipelines.features import (
@@ -45,7 +46,6 @@ from vidlang.engine.pipelines.features import (
 )
 from vidlang.engine.schema import DataConfig, ExperimentConfig
 from vidlang.errors import ConfigError, DataError
-from vidlang.models.base import FeatureSpec
 from vidlang.registry import PIPELINES, Registry
 
 log = logging.getLogger(__name__)

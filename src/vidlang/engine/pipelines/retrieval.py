@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from vidlang.data.features.spec import FeatureSpec
 from vidlang.engine.pipelines.base import EpochSampler, TaskPipeline, new_loader
 from vidlang.engine.pipelines.features import (
     FeatureDataset,
@@ -36,7 +37,6 @@ from vidlang.engine.pipelines.features import (
 )
 from vidlang.engine.schema import DataConfig, ExperimentConfig
 from vidlang.errors import ConfigError, DataError
-from vidlang.models.base import FeatureSpec
 from vidlang.registry import PIPELINES
 
 TEXT_KINDS = ("captions", "paragraphs")
@@ -116,10 +116,10 @@ def clip_centre_times(num_raw: int, duration: float, spec: FeatureSpec) -> torch
     step = duration / num_raw
     if spec.mode == "none":
         rows = torch.arange(num_raw, dtype=torch.float32)
-    elif spec.mode == "uniform" and spec.num_clips:
+    elif spec.mode == "uniform" and spec.num_rows:
         from vidlang.data.features import uniform_pick_indices
 
-        rows = torch.as_tensor(uniform_pick_indices(num_raw, spec.num_clips), dtype=torch.float32)
+        rows = torch.as_tensor(uniform_pick_indices(num_raw, spec.num_rows), dtype=torch.float32)
     else:
         return None
     return (rows + 0.5) * step
