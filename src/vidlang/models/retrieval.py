@@ -53,6 +53,7 @@ from vidlang.models.blocks.token_sim import (
 )
 from vidlang.models.feature_dim import dim_mismatch, require_dim
 from vidlang.models.multilevel import MultiLevelAlignment, MultiLevelConfig
+from vidlang.models.reprs import TextRepr, VideoRepr  # re-exported: models.retrieval.TextRepr
 from vidlang.registry import MODELS, Registry
 from vidlang.text.base import TextEncoder, TextEncoding
 from vidlang.text.cache import FrozenTextCache, shared_text_cache
@@ -115,26 +116,6 @@ class DMAEConfig(DualEncoderConfig):
     tpmcl_partial_type: int = 4
     logit_scale_init: float = 100.0
     learn_logit_scale: bool = False
-
-
-@dataclass
-class TextRepr:
-    """Projected, L2-normalised text outputs: sentence [Q, D], tokens [Q, L, D], mask [Q, L],
-    TWM word weights [Q, L] (sum 1 over valid tokens)."""
-
-    sentence: torch.Tensor
-    tokens: torch.Tensor
-    mask: torch.Tensor
-    weights: torch.Tensor
-
-
-@dataclass
-class VideoRepr:
-    """Contextual clip embeddings [B, T, D] (L2-normalised), mask [B, T], pooled video [B, D]."""
-
-    clips: torch.Tensor
-    mask: torch.Tensor
-    pooled: torch.Tensor
 
 
 # similarity name -> f(model, text, video) -> [Q, B] in about [-1, 1]
