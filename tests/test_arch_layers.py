@@ -119,9 +119,9 @@ def test_feature_spec_has_one_home_and_one_row_count() -> None:
 
 
 def test_load_model_expect_refuses_another_model_class(tmp_path) -> None:
-    from engine_toy import ToyGrounder
     from omegaconf import OmegaConf
 
+    from engine_toy import ToyGrounder
     from vidlang.engine.checkpoint import load_model, save_pretrained
     from vidlang.engine.config import CONFIG_ROOT, build_config
     from vidlang.errors import ConfigError
