@@ -11,7 +11,7 @@ import torch
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
-#: the intended floors, bottom to top (docs/architecture.md); a package may import its own
+#: the intended floors of issue 13, bottom to top; a package may import its own
 #: floor's other packages only where no loop results (checked below)
 FLOORS = {"errors": 1, "registry": 1, "ops": 2, "data": 3, "text": 3, "losses": 3, "metrics": 4,
           "models": 5, "engine": 6, "video": 7, "index": 7, "inference": 8, "serve": 9, "cli": 9,
