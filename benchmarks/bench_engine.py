@@ -25,8 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from vidlang.data.features.spec import FeatureSpec
 from vidlang.data.records import GroundingRecord, write_grounding_jsonl
-from vidlang.models.base import FeatureSpec, TrainState, VidlangModel
+from vidlang.models.base import TrainState, VidlangModel
 from vidlang.registry import MODELS
 
 MAX_OVERHEAD_MS = 15.0
@@ -51,7 +52,7 @@ class BenchModel(VidlangModel):
         self.net = nn.Sequential(nn.Linear(cfg.dim, 64), nn.ReLU(), nn.Linear(64, 1))
 
     def feature_spec(self) -> FeatureSpec:
-        return FeatureSpec(mode="segment_mean", num_clips=self.cfg.clips, l2_normalise=True)
+        return FeatureSpec(mode="segment_mean", num_rows=self.cfg.clips, l2_normalise=True)
 
     def training_losses(self, batch: dict[str, Any], state: TrainState) -> dict[str, torch.Tensor]:
         logits = self.net(batch["feats"]).squeeze(-1)[batch["query_video"]]

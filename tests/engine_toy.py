@@ -14,8 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from vidlang.data.features.spec import FeatureSpec
 from vidlang.data.records import GroundingRecord
-from vidlang.models.base import FeatureSpec, TrainState, VidlangModel
+from vidlang.models.base import TrainState, VidlangModel
 from vidlang.registry import MODELS
 
 EVENTS = ("jumps", "sits", "waves", "runs")

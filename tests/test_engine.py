@@ -71,7 +71,7 @@ def test_toy_model_trains_loss_falls_and_round_trips(tmp_path):
 
     loaded = load_model(result.last_dir)
     assert isinstance(loaded, ToyGrounder)
-    assert ToyGrounder.from_pretrained(tmp_path / "run").cfg == cfg.model
+    assert load_model(tmp_path / "run", expect=ToyGrounder).cfg == cfg.model
     batch = next(iter(pipe.eval_loader("val")))
     model.eval()
     assert loaded.predict(batch) == model.predict(batch)

@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 
 from engine_toy import fake_grounding_data
 from two_process import run_two_processes
+from vidlang.data.features.spec import FeatureSpec
 from vidlang.engine.config import CONFIG_ROOT, build_config
 from vidlang.engine.distributed import (
     all_gather_objects,
@@ -22,7 +23,6 @@ from vidlang.engine.distributed import (
 from vidlang.engine.optim import build_optimizer, build_scheduler
 from vidlang.engine.pipelines.base import EpochSampler
 from vidlang.engine.pipelines.grounding import GroundingPipeline
-from vidlang.models.base import FeatureSpec
 
 
 def cfg_with(**sections):
@@ -107,7 +107,7 @@ def test_grounding_batch_contract(unit):
 def test_resampling_follows_feature_spec():
     cfg = cfg_with(data={"select_split": None})
     records, feats = fake_grounding_data(n_videos=2, clips=12)
-    pipe = GroundingPipeline(cfg, FeatureSpec(mode="segment_mean", num_clips=4, l2_normalise=True),
+    pipe = GroundingPipeline(cfg, FeatureSpec(mode="segment_mean", num_rows=4, l2_normalise=True),
                              records={"train": records}, features=feats)
     b = next(iter(pipe.train_loader()))
     assert b["feats"].shape[1] == 4 and bool(b["feat_mask"].all())
@@ -165,7 +165,7 @@ def test_loader_workers_give_the_same_batches_from_an_hdf5_store(tmp_path):
     for workers in (0, 2):
         cfg = cfg_with(data={"dataset": "qvhighlights", "root": root, "features": feats,
                              "batch_size": 2, "num_workers": workers})
-        pipe = GroundingPipeline(cfg, FeatureSpec(mode="segment_mean", num_clips=4, l2_normalise=True))
+        pipe = GroundingPipeline(cfg, FeatureSpec(mode="segment_mean", num_rows=4, l2_normalise=True))
         batches[workers] = list(pipe.train_loader())
     assert len(batches[0]) == 3
     for a, b in zip(batches[0], batches[2]):

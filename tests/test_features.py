@@ -23,8 +23,8 @@ from vidlang.data.features import (
     uniform_pick,
     write_canonical_h5,
 )
+from vidlang.data.features.spec import FeatureSpec
 from vidlang.errors import ConfigError, DataError
-from vidlang.models.base import FeatureSpec
 from vidlang.registry import FEATURE_STORES
 
 
@@ -92,7 +92,7 @@ def test_resample_dispatches_on_spec_mode() -> None:
     np.testing.assert_allclose(resample(feats, FeatureSpec("uniform", 3)), feats[[0, 4, 8]])
     normed = resample(feats[1:], FeatureSpec("none", None, True))
     np.testing.assert_allclose(np.linalg.norm(normed, axis=1), 1.0, rtol=1e-6)
-    with pytest.raises(ConfigError, match="num_clips"):
+    with pytest.raises(ConfigError, match="feature_spec.num_rows"):
         resample(feats, FeatureSpec("uniform"))
     with pytest.raises(ConfigError, match="unknown 'bogus'"):
         resample(feats, FeatureSpec("bogus", 3))

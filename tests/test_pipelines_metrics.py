@@ -11,12 +11,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vidlang.data.features.spec import FeatureSpec
 from vidlang.engine.pipelines.base import make_loader
 from vidlang.engine.pipelines.retrieval import RetrievalDataset, RetrievalEntry, collate_retrieval
 from vidlang.metrics.alignment import ParagraphToVideoMetric, paragraph_to_video
 from vidlang.metrics.step_decoding import StepLocalisationMetric
 from vidlang.metrics.video_to_video import VideoToVideoMetric
-from vidlang.models.base import FeatureSpec
 
 
 def _outputs(n: int = 6, seed: int = 0) -> list[dict]:

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from vidlang.data.features.spec import FeatureSpec
 from vidlang.data.readers.questions import QuestionEntry, read_jsonl_questions
 from vidlang.engine.pipelines.mcqa import QuestionItem, collate_mcqa
 from vidlang.engine.pipelines.retrieval import RetrievalDataset, RetrievalEntry, collate_retrieval
 from vidlang.engine.pipelines.videos import clip_centre_times
 from vidlang.errors import DataError
-from vidlang.models.base import FeatureSpec
 
 ENTRIES = [RetrievalEntry(f"v{i}", 10.0, tuple(f"caption {j} of v{i}" for j in range(5)),
                           ("a dog runs", "a dog sits"), ((0.0, 4.0), (5.0, 10.0)))
@@ -48,10 +48,10 @@ def test_collate_retrieval_segments_and_clip_centres() -> None:
 
 
 def test_clip_centre_times_follow_uniform_sampling() -> None:
-    c = clip_centre_times(10, 20.0, FeatureSpec(mode="uniform", num_clips=4))
+    c = clip_centre_times(10, 20.0, FeatureSpec(mode="uniform", num_rows=4))
     # rows round(linspace(0, 9, 4)) = 0, 3, 6, 9; 2 s per raw clip
     assert c is not None and c.tolist() == pytest.approx([1.0, 7.0, 13.0, 19.0])
-    assert clip_centre_times(10, 20.0, FeatureSpec(mode="segment_mean", num_clips=4)) is None
+    assert clip_centre_times(10, 20.0, FeatureSpec(mode="segment_mean", num_rows=4)) is None
 
 
 def test_collate_mcqa_adds_each_videos_sentences_once() -> None:

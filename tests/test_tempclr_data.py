@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vidlang.data.features.spec import FeatureSpec
 from vidlang.engine.config import load_config
 from vidlang.engine.pipelines.alignment import AlignmentPipeline, select_pairs
 from vidlang.metrics.video_to_video import few_shot_split
-from vidlang.models.base import FeatureSpec
 
 
 def test_youcook2_sequences_follow_the_release_rule(shared_data: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from vidlang.data.features.spec import FeatureSpec
 from vidlang.engine.config import load_config
 from vidlang.engine.pipelines.alignment import AlignmentPipeline, cut_windows
 from vidlang.errors import ConfigError
@@ -28,7 +29,6 @@ from vidlang.metrics.alignment import (
     sequence_scores,
 )
 from vidlang.metrics.video_to_video import few_shot_split, video_to_video_accuracy
-from vidlang.models.base import FeatureSpec
 
 INF = float("inf")
 

@@ -6,7 +6,6 @@ URI), so ``index add``, ``index delete`` and ``search`` take the folder only.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any, Optional
 
@@ -53,24 +52,16 @@ def _video_ids(store, ids_file: Optional[Path]) -> list[str]:
 def _embed_store(ckpt: Path, features: Path, key_pattern: Optional[str], ids_file: Optional[Path],
                  batch_size: int, index: Any = None):
     """Embed the store's videos (those not in ``index`` yet): vectors, ids, durations, model identity."""
-    from vidlang.data.features import open_feature_store
-    from vidlang.index.embed import embed_videos, load_retrieval_model
+    from vidlang.index.folder import embed_store
 
-    model, identity = load_retrieval_model(ckpt)
-    with open_feature_store(features, key_pattern=key_pattern) as store:
-        ids = _video_ids(store, ids_file)
-        if index is not None:
-            have = index.contains(ids)
-            ids = [v for v in ids if v not in have]
-        progress, advance = _progress(len(ids), "embedding videos")
-        with progress:
-            emb = embed_videos(model, store, ids, batch_size=batch_size, progress=advance)
-        durations = [store.duration(v) for v in ids]
-    return emb, ids, durations, identity
+    return embed_store(ckpt, features, key_pattern, lambda store: _video_ids(store, ids_file), batch_size,
+                       index, lambda total: _progress(total, "embedding videos"))
 
 
 def _source(features: Path, key_pattern: Optional[str]) -> dict:
-    return {"features": str(features.resolve()), "key_pattern": key_pattern}
+    from vidlang.index.folder import store_source
+
+    return store_source(features, key_pattern)
 
 
 @index_app.command("build")
@@ -94,7 +85,8 @@ def build(
     seed: int = typer.Option(0, help="Seed of the ivf training sample."),
 ) -> None:
     """Embed a video collection with a retrieval model and save an index (FAISS or Milvus)."""
-    from vidlang.index import BACKENDS, IndexParams, VideoIndex, VideoIndexError
+    from vidlang.index import BACKENDS, IndexParams, VideoIndexError
+    from vidlang.index.folder import write_index_folder
     from vidlang.index.video_index import read_meta
 
     if backend not in BACKENDS:
@@ -114,11 +106,9 @@ def build(
         extra["collection"] = collection or collection_name(out.resolve().name)
         connect(extra["uri"]).close()  # an unreachable server fails now, not after embedding
     emb, ids, durations, identity = _embed_store(ckpt, features, key_pattern, video_ids, batch_size)
-    index = VideoIndex.build(emb, ids, params, model=identity, seed=seed, source=_source(features, key_pattern),
-                             backend=backend, durations=durations, **extra)
-    index.save(out)
     # the model's resolved config travels with the index, so it documents what it holds
-    shutil.copyfile(Path(identity["ckpt"]) / "config.yaml", out / "model_config.yaml")
+    index = write_index_folder(out, emb, ids, durations, identity, _source(features, key_pattern), params,
+                               seed=seed, backend=backend, **extra)
     where = f", Milvus {index.meta.uri} collection {index.meta.collection}" if backend == "milvus" else ""
     typer.echo(f"indexed {len(index)} videos ({backend} {kind}, dim {index.meta.dim}{where}) -> {out}")
 

@@ -84,11 +84,18 @@ def build_model(cfg: ExperimentConfig) -> Any:
     return MODELS.get(cfg.model_name)(cfg.model)
 
 
-def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
-    """The model saved in folder ``path`` (see :func:`resolve_model_dir`), in eval mode."""
+def load_model(path: str | Path, map_location: str | torch.device = "cpu",
+               expect: type | None = None) -> Any:
+    """The model saved in folder ``path`` (see :func:`resolve_model_dir`), in eval mode.
+
+    ``expect``: a model class the folder must hold (a subclass counts); another class is one
+    :class:`ConfigError` naming both, raised before any weights are read.
+    """
     folder = resolve_model_dir(path)
     cfg = build_config(load_raw_config(folder / CONFIG))
     model = build_model(cfg)
+    if expect is not None and not isinstance(model, expect):
+        raise ConfigError(f"{path}: holds a {type(model).__name__}, not a {expect.__name__}")
     missing, unexpected = _load_weights(model, folder / WEIGHTS, str(map_location))
     if missing or unexpected:
         raise ConfigError(f"{folder / WEIGHTS}: weights do not fit {cfg.model_name}: "

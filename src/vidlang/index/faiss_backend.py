@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from vidlang.index.params import IndexParams
 from vidlang.index.records import RawHit, Records, SearchFilter, VideoIndexError
-
-if TYPE_CHECKING:
-    from vidlang.index.video_index import IndexParams
 
 
 def _faiss() -> Any:

@@ -25,14 +25,12 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from vidlang.index.params import IndexParams
 from vidlang.index.records import RawHit, Records, SearchFilter, VideoIndexError
-
-if TYPE_CHECKING:
-    from vidlang.index.video_index import IndexParams
 
 #: seconds to wait for a Milvus server before saying it is unreachable
 CONNECT_TIMEOUT_S = 5.0

@@ -23,7 +23,8 @@ from typing import Any, Union
 
 import numpy as np
 
-from vidlang.index.faiss_backend import BUILDERS, FaissBackend
+from vidlang.index.faiss_backend import FaissBackend
+from vidlang.index.params import IndexParams  # re-exported: vidlang.index.video_index.IndexParams
 from vidlang.index.records import UNKNOWN, Records, SearchFilter, VideoIndexError, known
 
 __all__ = ["BACKENDS", "IndexMeta", "IndexParams", "SearchFilter", "SearchHit", "VideoIndex",
@@ -31,26 +32,6 @@ __all__ = ["BACKENDS", "IndexMeta", "IndexParams", "SearchFilter", "SearchHit", 
 
 BACKENDS = ("faiss", "milvus")
 FORMAT_VERSION = 2
-
-
-@dataclass
-class IndexParams:
-    """How the index is built and searched (the same knobs for both backends)."""
-
-    kind: str = "flat"
-    nlist: int = 1024
-    nprobe: int = 16
-    hnsw_m: int = 32
-    ef_construction: int = 80
-    ef_search: int = 64
-    train_size: int = 100_000
-
-    def validate(self) -> None:
-        if self.kind not in BUILDERS:
-            raise VideoIndexError(f"unknown index kind {self.kind!r}; known: {', '.join(BUILDERS)}")
-        for name in ("nlist", "nprobe", "hnsw_m", "ef_construction", "ef_search", "train_size"):
-            if getattr(self, name) < 1:
-                raise VideoIndexError(f"index parameter {name} must be >= 1, got {getattr(self, name)}")
 
 
 @dataclass

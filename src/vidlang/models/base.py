@@ -3,7 +3,9 @@
 A vidlang model is a ``torch.nn.Module`` subclass of :class:`VidlangModel`, registered by name in
 ``vidlang.registry.MODELS``, whose hyperparameters are one dataclass (``config_class``). The
 engine (``vidlang.engine``) owns devices, optimisers, schedules, checkpoints and logging; the
-model only maps a batch to named losses and to predictions.
+model only maps a batch to named losses and to predictions. Loading a saved model folder is the
+engine's (``vidlang.engine.load_model(dir, expect=ModelClass)``), so this module imports nothing
+above the models.
 
 Grounding batches (``task = "grounding"``; built by the engine from canonical records and a
 feature store, features already resampled as the model's :meth:`feature_spec` asks)::
@@ -23,26 +25,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+# FeatureSpec is owned by the data layer (it describes inputs); re-exported here so
+# ``from vidlang.models.base import FeatureSpec`` keeps working.
+from vidlang.data.features.spec import FeatureSpec
 
-@dataclass(frozen=True)
-class FeatureSpec:
-    """How the engine resamples each video's T x D features before batching.
-
-    mode: ``segment_mean`` (MMN/2D-TAN: optional per-step L2 norm, then average into
-    ``num_clips`` segments), ``fixed_bin`` (CPL: ``num_clips`` equal bins, averaged; empty bins
-    repeat the nearest frame), ``uniform`` (pick ``num_clips`` rows evenly), ``none`` (keep T,
-    pad in the batch).
-    """
-
-    mode: str = "none"
-    num_clips: int | None = None
-    l2_normalise: bool = False
+__all__ = ["FeatureSpec", "TrainState", "VidlangModel"]
 
 
 @dataclass
@@ -95,16 +87,3 @@ class VidlangModel(nn.Module):
         """Hook the engine calls once before training with the training split's records, for
         models that derive state from the data (CPL/CCR build their word vocabulary here and
         keep it in buffers, so it is saved with the weights). Default: nothing."""
-
-    @classmethod
-    def from_pretrained(cls, path: str | Path, map_location: str | torch.device = "cpu") -> VidlangModel:
-        """Load a model saved by the engine (a folder with ``model.safetensors`` and
-        ``config.yaml``, or a run folder holding ``best/`` or ``last/``)."""
-        from vidlang.engine.checkpoint import load_model
-
-        model = load_model(path, map_location=map_location)
-        if not isinstance(model, cls):
-            from vidlang.errors import ConfigError
-
-            raise ConfigError(f"{path}: holds a {type(model).__name__}, not a {cls.__name__}")
-        return model

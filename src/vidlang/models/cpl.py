@@ -26,9 +26,10 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from vidlang.data.features.spec import FeatureSpec
 from vidlang.errors import ConfigError
 from vidlang.losses.cpl import diversity_loss, label_smoothed_ce, pick, ranking_loss
-from vidlang.models.base import FeatureSpec, TrainState, VidlangModel
+from vidlang.models.base import TrainState, VidlangModel
 from vidlang.models.blocks.gaussian import (
     gaussian_weights,
     negative_proposals,
@@ -294,7 +295,7 @@ class CPL(VidlangModel):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def feature_spec(self) -> FeatureSpec:
-        return FeatureSpec(mode="fixed_bin", num_clips=self.cfg.num_clips)
+        return FeatureSpec(mode="fixed_bin", num_rows=self.cfg.num_clips)
 
     # ---- encoding ------------------------------------------------------------------------
     def _content_weights(self, words: list[str]) -> list[float]:

@@ -26,7 +26,8 @@ import torch.nn.functional as F
 
 from vidlang.errors import DataError
 from vidlang.models.base import TrainState
-from vidlang.models.retrieval import DMAE, DualEncoder, TextRepr
+from vidlang.models.reprs import TextRepr
+from vidlang.models.retrieval import DMAE, DualEncoder
 from vidlang.registry import MODELS
 
 

@@ -20,13 +20,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from vidlang.data.features.spec import FeatureSpec
 from vidlang.errors import ConfigError, DataError
 from vidlang.losses.mmn import (
     gathered_mutual_matching_loss,
     mutual_matching_loss,
     scaled_iou_bce,
 )
-from vidlang.models.base import FeatureSpec, TrainState, VidlangModel
+from vidlang.models.base import TrainState, VidlangModel
 from vidlang.models.blocks.masked_conv import ALGORITHMS, MaskedConvStack
 from vidlang.models.blocks.proposal_map import (
     SparseMaxPool2DMap,
@@ -46,7 +47,7 @@ class MMNConfig:
     """Hyperparameters of MMN; defaults are the paper's Charades-STA values (``mmn.md``)."""
 
     input_dim: Any = 4096              # clip-feature width (VGG16 fc7 on Charades), or "auto"
-    num_pre_clips: int = 32            # P: segments the raw features are averaged into
+    num_pre_clips: int = 32            # P: segments the raw features are averaged into (num_rows)
     num_clips: int = 16                # N: side of the 2D map
     pooling_counts: list[int] = field(default_factory=lambda: [15])
     featpool_hidden: int = 512
@@ -86,6 +87,12 @@ class MMNConfig:
     max_predictions: Optional[int] = None   # cap after NMS (None = keep all survivors)
     rank_masked_cells: bool = False    # 2D-TAN ranks every upper-triangle cell (masked score 0)
 
+    @property
+    def featpool_stride(self) -> int:
+        """P // N: the FeatPool's AvgPool1d stride from the P resampled feature rows
+        (``feature_spec().num_rows``) to the N clips of the 2D map."""
+        return self.num_pre_clips // self.num_clips
+
 
 def _check(cond: bool, key: str, message: str) -> None:
     if not cond:
@@ -97,7 +104,7 @@ def validate_config(cfg: MMNConfig) -> None:
     _check(cfg.fusion in FUSIONS, "fusion", f"unknown {cfg.fusion!r}; known: {sorted(FUSIONS)}")
     _check(cfg.num_pre_clips % cfg.num_clips == 0, "num_pre_clips",
            f"must be a multiple of num_clips ({cfg.num_pre_clips} vs {cfg.num_clips})")
-    stride = cfg.num_pre_clips // cfg.num_clips
+    stride = cfg.featpool_stride
     _check(cfg.featpool_kernel >= 1 and
            (cfg.num_pre_clips - cfg.featpool_kernel) // stride + 1 == cfg.num_clips,
            "featpool_kernel", f"{cfg.featpool_kernel} with stride {stride} does not turn "
@@ -215,14 +222,14 @@ class MMN(VidlangModel):
         self.text_encoder = text_encoder or build_mmn_text_encoder(cfg.text)
         self._text_cache: Optional[FrozenTextCache] = None
         self.featpool = FeatPool(cfg.input_dim, cfg.featpool_hidden, cfg.featpool_kernel,
-                                 cfg.num_pre_clips // cfg.num_clips)
+                                 cfg.featpool_stride)
         self.map2d = SparseMaxPool2DMap(cfg.num_clips, cfg.pooling_counts)
         self.register_buffer("mask2d", cast(torch.Tensor, self.map2d.mask).clone(), persistent=False)
         self.fusion = FUSIONS[cfg.fusion](cfg, self.text_encoder.dim, self.mask2d)
 
     # -- engine contract -------------------------------------------------------------------
     def feature_spec(self) -> FeatureSpec:
-        return FeatureSpec(mode="segment_mean", num_clips=self.cfg.num_pre_clips,
+        return FeatureSpec(mode="segment_mean", num_rows=self.cfg.num_pre_clips,
                            l2_normalise=True)
 
     def param_groups(self, base_lr: float) -> list[dict[str, Any]]:

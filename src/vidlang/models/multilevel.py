@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -31,9 +31,7 @@ from vidlang.losses.multilevel import (
     segment_pool,
     segment_valid_mask,
 )
-
-if TYPE_CHECKING:
-    from vidlang.models.retrieval import DualEncoder, TextRepr, VideoRepr
+from vidlang.models.reprs import TextEncoderLike, TextRepr, VideoRepr
 
 PARAGRAPH_POOLS = ("concat", "mean")
 
@@ -68,7 +66,7 @@ class MultiLevelAlignment(nn.Module):
         self.log_inv_tau_global = nn.Parameter(torch.tensor(math.log(1.0 / cfg.tau_init)))
         self.log_inv_tau_segment = nn.Parameter(torch.tensor(math.log(1.0 / cfg.tau_init)))
 
-    def losses(self, model: DualEncoder, batch: dict[str, Any], video: VideoRepr,
+    def losses(self, model: TextEncoderLike, batch: dict[str, Any], video: VideoRepr,
                text: TextRepr, texts: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         """Weighted ``align_global`` / ``align_segment`` terms (absent when their λ is 0 or
         the batch has no segments)."""
@@ -86,7 +84,7 @@ class MultiLevelAlignment(nn.Module):
                 seg_v, seg_t, self.log_inv_tau_segment, valid, self.cfg.tau_min)
         return out
 
-    def global_text(self, model: DualEncoder, batch: dict[str, Any], text: TextRepr
+    def global_text(self, model: TextEncoderLike, batch: dict[str, Any], text: TextRepr
                     ) -> torch.Tensor:
         """Global text vectors: the encoded texts (``concat``) or the mean of each video's
         sentence vectors (``mean``, needs the batch's segment sentences)."""
@@ -101,7 +99,7 @@ class MultiLevelAlignment(nn.Module):
             raise DataError("paragraph_pool=mean: a video in the batch has no sentences")
         return F.normalize(summed, dim=-1)
 
-    def segment_pairs(self, model: DualEncoder, batch: dict[str, Any], video: VideoRepr
+    def segment_pairs(self, model: TextEncoderLike, batch: dict[str, Any], video: VideoRepr
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(segment video vectors [S, D], sentence vectors [S, D], allowed negatives [S, S])."""
         device = video.clips.device
@@ -119,7 +117,7 @@ class MultiLevelAlignment(nn.Module):
         return seg_v, seg_t, valid
 
     @torch.no_grad()
-    def segment_score(self, model: DualEncoder, sentences: Sequence[Sequence[str]],
+    def segment_score(self, model: TextEncoderLike, sentences: Sequence[Sequence[str]],
                       video: VideoRepr) -> torch.Tensor:
         """[Q, B] mean over each query's sentences of the sentence's best clip similarity
         (test-time fusion; a gallery video's segments are unknown, so each clip is one)."""

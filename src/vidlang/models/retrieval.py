@@ -39,11 +39,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidlang.data.features.spec import FeatureSpec
 from vidlang.errors import ConfigError, DataError
 from vidlang.losses.contrastive import info_nce, negnce
 from vidlang.losses.multilevel import global_valid_mask
 from vidlang.losses.tpmcl import TPMCL
-from vidlang.models.base import FeatureSpec, TrainState, VidlangModel
+from vidlang.models.base import TrainState, VidlangModel
 from vidlang.models.blocks.temporal import TEMPORAL_MODULES, masked_mean
 from vidlang.models.blocks.token_sim import (
     TWM_UNITS,
@@ -52,6 +53,7 @@ from vidlang.models.blocks.token_sim import (
 )
 from vidlang.models.feature_dim import dim_mismatch, require_dim
 from vidlang.models.multilevel import MultiLevelAlignment, MultiLevelConfig
+from vidlang.models.reprs import TextRepr, VideoRepr  # re-exported: models.retrieval.TextRepr
 from vidlang.registry import MODELS, Registry
 from vidlang.text.base import TextEncoder, TextEncoding
 from vidlang.text.cache import FrozenTextCache, shared_text_cache
@@ -114,26 +116,6 @@ class DMAEConfig(DualEncoderConfig):
     tpmcl_partial_type: int = 4
     logit_scale_init: float = 100.0
     learn_logit_scale: bool = False
-
-
-@dataclass
-class TextRepr:
-    """Projected, L2-normalised text outputs: sentence [Q, D], tokens [Q, L, D], mask [Q, L],
-    TWM word weights [Q, L] (sum 1 over valid tokens)."""
-
-    sentence: torch.Tensor
-    tokens: torch.Tensor
-    mask: torch.Tensor
-    weights: torch.Tensor
-
-
-@dataclass
-class VideoRepr:
-    """Contextual clip embeddings [B, T, D] (L2-normalised), mask [B, T], pooled video [B, D]."""
-
-    clips: torch.Tensor
-    mask: torch.Tensor
-    pooled: torch.Tensor
 
 
 # similarity name -> f(model, text, video) -> [Q, B] in about [-1, 1]
@@ -245,7 +227,7 @@ class DualEncoder(VidlangModel):
     def feature_spec(self) -> FeatureSpec:
         """CLIP4Clip's uniform frame sampling when ``num_frames`` > 0, else every clip."""
         if self.cfg.num_frames > 0:
-            return FeatureSpec(mode="uniform", num_clips=self.cfg.num_frames)
+            return FeatureSpec(mode="uniform", num_rows=self.cfg.num_frames)
         return FeatureSpec()
 
     # ---- encoders -------------------------------------------------------------------------

@@ -20,8 +20,9 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from vidlang.data.features.spec import FeatureSpec
 from vidlang.errors import ConfigError
-from vidlang.models.base import FeatureSpec, TrainState, VidlangModel
+from vidlang.models.base import TrainState, VidlangModel
 from vidlang.registry import MODELS
 from vidlang.text.config import TextEncoderConfig, build_text_encoder
 

@@ -53,10 +53,10 @@ def build_demo_collection(out: str | Path, n_videos: int = 60, seed: int = 0, pr
     ``retrieval/synthvl_cpu`` and ``mmn/cpu``."""
     import yaml
 
-    from vidlang.cli.main import main as vidlang
     from vidlang.data.features import open_feature_store
     from vidlang.engine.config import load_config
     from vidlang.engine.run import train
+    from vidlang.index.folder import embed_store, store_source, write_index_folder
     from vidlang.serve.media import transcode_for_web
     from vidlang.video.collection import extract_collection, list_videos
     from vidlang.video.extractors import build_extractor
@@ -85,8 +85,11 @@ def build_demo_collection(out: str | Path, n_videos: int = 60, seed: int = 0, pr
         train(load_config("mmn/cpu", [*base, f"model.input_dim={dim}", *grounding]), paths.grounding)
     if not (paths.index / "meta.json").is_file():
         say(f"indexing {len(entries)} videos -> {paths.index}")
-        vidlang(["index", "build", "--ckpt", str(paths.retrieval), "--features", str(paths.features),
-                 "--out", str(paths.index)])
+        # what `vidlang index build --ckpt RETRIEVAL --features FEATURES --out INDEX` does
+        emb, ids, durations, identity = embed_store(paths.retrieval, paths.features)
+        index = write_index_folder(paths.index, emb, ids, durations, identity,
+                                   store_source(paths.features, None))
+        say(f"indexed {len(index)} videos (faiss flat, dim {index.meta.dim}) -> {paths.index}")
     for entry in entries:
         target = paths.web / f"{entry.vid}.webm"
         if not target.is_file():

@@ -20,6 +20,7 @@ from vidlang.errors import ConfigError
 from vidlang.registry import TEXT_ENCODERS
 from vidlang.text.base import TextEncoder, TextEncoding, warn_if_truncated
 from vidlang.text.config import TextEncoderConfig
+from vidlang.text.hf_offline import load_clip_model
 
 
 @functools.lru_cache(maxsize=4)
@@ -40,8 +41,6 @@ class ClipTextEncoder(TextEncoder):
         super().__init__()
         if not cfg.path:
             raise ConfigError("text.path: the clip encoder needs a CLIP checkpoint (local folder or cached hub name)")
-        from vidlang.video.extractors.clip import load_clip_model
-
         full = load_clip_model(str(cfg.path))
         self.tokenizer = _load_tokenizer(str(cfg.path))
         self.text_model = copy.deepcopy(full.text_model)

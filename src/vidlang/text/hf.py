@@ -11,7 +11,6 @@ import copy
 import functools
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,24 +19,8 @@ from vidlang.errors import ConfigError
 from vidlang.registry import TEXT_ENCODERS
 from vidlang.text.base import TextEncoder, TextEncoding, warn_if_truncated
 from vidlang.text.config import TextEncoderConfig
+from vidlang.text.hf_offline import from_pretrained_offline
 from vidlang.text.pooling import get_pooling
-
-
-def from_pretrained_offline(path: str, key: str, what: str, *loaders: Any) -> list[Any]:
-    """``loader.from_pretrained(path, local_files_only=True)`` for each loader (AutoModel,
-    AutoTokenizer, ...): never downloads; a path that is neither a local folder nor a cached hub
-    name is one :class:`ConfigError` naming the config ``key`` and ``what`` was being loaded."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # no per-load "Loading weights" bars on stderr
-    where = "local folder" if Path(path).is_dir() else "hub name (looked up in the local cache only)"
-    try:
-        return [loader.from_pretrained(path, local_files_only=True) for loader in loaders]
-    except (OSError, ValueError) as e:
-        raise ConfigError(
-            f"{key}: cannot load {what} {path!r} from the {where}: "
-            f"{str(e).splitlines()[0]}. vidlang never downloads weights; pass a local folder "
-            "or fetch the model once with `huggingface-cli download <name>`") from None
 
 
 @functools.lru_cache(maxsize=8)

@@ -1,4 +1,5 @@
-"""Feature stores, the canonical feature file, and temporal resampling.
+"""Feature stores, the canonical feature file, what a model asks of its features
+(:class:`FeatureSpec`), and temporal resampling.
 
 Importing this package registers the stores in ``vidlang.registry.FEATURE_STORES``.
 """
@@ -17,6 +18,7 @@ from vidlang.data.features.resample import (
     uniform_pick,
     uniform_pick_indices,
 )
+from vidlang.data.features.spec import FeatureSpec
 from vidlang.data.features.stores import (
     CanonicalFeatureStore,
     FeatureStore,
@@ -34,6 +36,7 @@ __all__ = [
     "RESAMPLE_MODES",
     "CanonicalFeatureStore",
     "CanonicalH5Writer",
+    "FeatureSpec",
     "FeatureStore",
     "HDF5FeatureStore",
     "MissingVideoError",

@@ -6,20 +6,20 @@
 * :func:`fixed_bin_pool` - CPL's 200 equal bins (cpl_ccr.md §1). By default every frame falls in
   exactly one bin; ``drop_last_frame=True`` reproduces the release, which shares MMN's clamp.
 * :func:`uniform_pick` - rows at ``round(linspace(0, T-1, n))`` (CPL's 50-of-200, CLIP4Clip).
-* :func:`resample` - dispatch on :class:`vidlang.models.base.FeatureSpec` ``mode``.
+* :func:`resample` - dispatch on :class:`vidlang.data.features.spec.FeatureSpec` ``mode``.
+
+Every function names the number of rows it returns ``num_rows``, the word
+:class:`~vidlang.data.features.spec.FeatureSpec` uses.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vidlang.data.features.spec import FeatureSpec
 from vidlang.errors import ConfigError, DataError
-
-if TYPE_CHECKING:
-    from vidlang.models.base import FeatureSpec
 
 
 def _as_2d(feats: np.ndarray) -> np.ndarray:
@@ -42,15 +42,16 @@ def l2_normalise_rows(feats: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     return arr / np.maximum(norms, eps)
 
 
-def bin_bounds(num_frames: int, num_bins: int, drop_last_frame: bool) -> np.ndarray:
-    """Bin edges ``b_k = round(k * T / P)`` for k = 0..P (numpy round: half to even).
+def bin_bounds(length: int, num_rows: int, drop_last_frame: bool) -> np.ndarray:
+    """Edges ``b_k = round(k * T / P)`` for k = 0..P of P = ``num_rows`` bins over T =
+    ``length`` rows (numpy round: half to even).
 
     With ``drop_last_frame`` the edges are clamped to <= T-1 (MMN, 2D-TAN and the CPL release),
     so row T-1 is in no bin unless a bin is empty and falls back to it.
     """
-    edges = np.round(np.arange(num_bins + 1) * num_frames / num_bins).astype(np.int64)
+    edges = np.round(np.arange(num_rows + 1) * length / num_rows).astype(np.int64)
     if drop_last_frame:
-        edges = np.minimum(edges, num_frames - 1)
+        edges = np.minimum(edges, length - 1)
     return edges
 
 
@@ -74,55 +75,56 @@ def _mean_in_bins(arr: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return out.astype(np.float32, copy=False)
 
 
-def segment_average(feats: np.ndarray, num_segments: int, l2_normalise: bool = True) -> np.ndarray:
-    """MMN / 2D-TAN resampling to ``num_segments`` rows, exactly as the release does it.
+def segment_average(feats: np.ndarray, num_rows: int, l2_normalise: bool = True) -> np.ndarray:
+    """MMN / 2D-TAN resampling to ``num_rows`` segments (P), exactly as the release does it.
 
     Optionally L2-normalise each time step first (MMN does), then average rows b_k..b_{k+1}-1
     with ``b_k = min(round(k*T/P), T-1)``; an empty range repeats row b_k. Side effect kept on
     purpose (it produced the published numbers): the last frame never enters a mean when T > P.
     """
-    n = _check_count(num_segments, "num_segments")
+    n = _check_count(num_rows, "num_rows")
     arr = l2_normalise_rows(feats) if l2_normalise else _as_2d(feats)
     return _mean_in_bins(arr, bin_bounds(arr.shape[0], n, drop_last_frame=True))
 
 
-def fixed_bin_pool(feats: np.ndarray, num_bins: int, drop_last_frame: bool = False) -> np.ndarray:
-    """CPL resampling: ``num_bins`` equal bins, each averaged; an empty bin (T < bins) repeats
+def fixed_bin_pool(feats: np.ndarray, num_rows: int, drop_last_frame: bool = False) -> np.ndarray:
+    """CPL resampling: ``num_rows`` equal bins, each averaged; an empty bin (T < bins) repeats
     the nearest frame. ``drop_last_frame=True`` reproduces the release's clamp (see above)."""
-    n = _check_count(num_bins, "num_bins")
+    n = _check_count(num_rows, "num_rows")
     arr = _as_2d(feats)
     return _mean_in_bins(arr, bin_bounds(arr.shape[0], n, drop_last_frame))
 
 
-def uniform_pick_indices(num_frames: int, n: int) -> np.ndarray:
-    """Row indices ``round(linspace(0, T-1, n))`` (numpy round: half to even)."""
-    return np.round(np.linspace(0, num_frames - 1, _check_count(n, "n"))).astype(np.int64)
+def uniform_pick_indices(length: int, num_rows: int) -> np.ndarray:
+    """Row indices ``round(linspace(0, T-1, num_rows))`` into T = ``length`` rows (numpy round:
+    half to even)."""
+    return np.round(np.linspace(0, length - 1, _check_count(num_rows, "num_rows"))).astype(np.int64)
 
 
-def uniform_pick(feats: np.ndarray, n: int) -> np.ndarray:
-    """``n`` rows picked evenly, first and last included (index picking, not pooling)."""
+def uniform_pick(feats: np.ndarray, num_rows: int) -> np.ndarray:
+    """``num_rows`` rows picked evenly, first and last included (index picking, not pooling)."""
     arr = _as_2d(feats)
-    return arr[uniform_pick_indices(arr.shape[0], n)]
+    return arr[uniform_pick_indices(arr.shape[0], num_rows)]
 
 
-def _need_clips(spec: FeatureSpec) -> int:
-    if spec.num_clips is None:
-        raise ConfigError(f"feature_spec.num_clips: required for mode {spec.mode!r}")
-    return _check_count(spec.num_clips, "feature_spec.num_clips")
+def _need_rows(spec: FeatureSpec) -> int:
+    if spec.num_rows is None:
+        raise ConfigError(f"feature_spec.num_rows: required for mode {spec.mode!r}")
+    return _check_count(spec.num_rows, "feature_spec.num_rows")
 
 
 def _mode_segment_mean(feats: np.ndarray, spec: FeatureSpec) -> np.ndarray:
-    return segment_average(feats, _need_clips(spec), l2_normalise=spec.l2_normalise)
+    return segment_average(feats, _need_rows(spec), l2_normalise=spec.l2_normalise)
 
 
 def _mode_fixed_bin(feats: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     arr = l2_normalise_rows(feats) if spec.l2_normalise else feats
-    return fixed_bin_pool(arr, _need_clips(spec))
+    return fixed_bin_pool(arr, _need_rows(spec))
 
 
 def _mode_uniform(feats: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     arr = l2_normalise_rows(feats) if spec.l2_normalise else feats
-    return uniform_pick(arr, _need_clips(spec))
+    return uniform_pick(arr, _need_rows(spec))
 
 
 def _mode_none(feats: np.ndarray, spec: FeatureSpec) -> np.ndarray:

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from vidlang.data.features.spec import FeatureSpec
 from vidlang.data.readers.labels import video_labels
 from vidlang.data.records import Paragraph
 from vidlang.engine.pipelines.base import TaskPipeline, make_loader
@@ -47,7 +48,6 @@ from vidlang.metrics.alignment import BACKGROUND_MODES, ParagraphToVideoMetric
 from vidlang.metrics.classes import BaseMetric
 from vidlang.metrics.step_decoding import StepLocalisationMetric
 from vidlang.metrics.video_to_video import VideoToVideoMetric
-from vidlang.models.base import FeatureSpec
 from vidlang.registry import PIPELINES
 
 log = logging.getLogger(__name__)

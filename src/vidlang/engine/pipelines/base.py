@@ -19,9 +19,9 @@ from typing import Any, ClassVar
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from vidlang.data.features.spec import FeatureSpec
 from vidlang.engine.schema import DataConfig, ExperimentConfig
 from vidlang.errors import ConfigError, RegistryError
-from vidlang.models.base import FeatureSpec
 
 
 class EpochSampler(Sampler[int]):

@@ -13,9 +13,9 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
+from vidlang.data.features.spec import FeatureSpec
 from vidlang.engine.schema import DataConfig
 from vidlang.errors import ConfigError, DataError
-from vidlang.models.base import FeatureSpec
 
 log = logging.getLogger(__name__)
 FeatureSource = Mapping[str, Any]  # video_id -> [T, D] array

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from vidlang.data.features.spec import FeatureSpec
 from vidlang.data.records import ClampPolicy, GroundingRecord
 from vidlang.engine.pipelines.base import (
     TaskPipeline,
@@ -37,7 +38,6 @@ from vidlang.engine.pipelines.features import (  # noqa: F401  (prepare_features
 )
 from vidlang.engine.schema import DataConfig, ExperimentConfig
 from vidlang.errors import ConfigError, DataError, RegistryError
-from vidlang.models.base import FeatureSpec
 from vidlang.registry import PIPELINES
 
 log = logging.getLogger(__name__)

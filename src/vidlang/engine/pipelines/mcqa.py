@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from vidlang.data.features.spec import FeatureSpec
 from vidlang.data.readers.questions import QuestionEntry, load_questions
 from vidlang.engine.pipelines.base import BoundCollate, TaskPipeline, make_loader
 from vidlang.engine.pipelines.features import (
@@ -30,7 +31,6 @@ from vidlang.engine.pipelines.features import (
 from vidlang.engine.pipelines.videos import CentresMixin, add_centres, collate_videos
 from vidlang.engine.schema import DataConfig, ExperimentConfig
 from vidlang.errors import DataError
-from vidlang.models.base import FeatureSpec
 from vidlang.registry import PIPELINES
 
 

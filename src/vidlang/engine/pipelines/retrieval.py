@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from vidlang.data.features.spec import FeatureSpec
 from vidlang.engine.pipelines.base import BoundCollate, TaskPipeline, make_loader
 from vidlang.engine.pipelines.features import (
     FeatureDataset,
@@ -35,7 +36,6 @@ from vidlang.engine.pipelines.features import (
 from vidlang.engine.pipelines.videos import CentresMixin, add_centres, collate_videos
 from vidlang.engine.schema import DataConfig, ExperimentConfig
 from vidlang.errors import ConfigError, DataError
-from vidlang.models.base import FeatureSpec
 from vidlang.registry import PIPELINES
 
 TEXT_KINDS = ("captions", "paragraphs")

@@ -9,9 +9,9 @@ from typing import Any
 
 import torch
 
+from vidlang.data.features.spec import FeatureSpec
 from vidlang.engine.pipelines.features import pad_rows
 from vidlang.errors import DataError
-from vidlang.models.base import FeatureSpec
 
 
 def clip_centre_times(num_raw: int, duration: float, spec: FeatureSpec) -> torch.Tensor | None:
@@ -22,10 +22,10 @@ def clip_centre_times(num_raw: int, duration: float, spec: FeatureSpec) -> torch
     step = duration / num_raw
     if spec.mode == "none":
         rows = torch.arange(num_raw, dtype=torch.float32)
-    elif spec.mode == "uniform" and spec.num_clips:
+    elif spec.mode == "uniform" and spec.num_rows:
         from vidlang.data.features import uniform_pick_indices
 
-        rows = torch.as_tensor(uniform_pick_indices(num_raw, spec.num_clips), dtype=torch.float32)
+        rows = torch.as_tensor(uniform_pick_indices(num_raw, spec.num_rows), dtype=torch.float32)
     else:
         return None
     return (rows + 0.5) * step

@@ -9,7 +9,6 @@ encoder (``vidlang.text.clip``), so clip features and query vectors share one sp
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,27 +18,13 @@ import numpy as np
 
 from vidlang.errors import ConfigError
 from vidlang.registry import EXTRACTORS
+from vidlang.text.hf_offline import load_clip_model  # shared with the clip text encoder
 from vidlang.video.decode import Clip, FrameSize
 from vidlang.video.extractors.base import Extractor
 
 # OpenAI CLIP's normalisation; used when the checkpoint has no preprocessor_config.json
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-@functools.lru_cache(maxsize=4)
-def load_clip_model(path: str) -> Any:
-    """A CLIP-family dual encoder (CLIPModel, SiglipModel, ...) from ``path``, in eval mode,
-    read once per process; never downloads."""
-    from transformers import AutoModel
-
-    from vidlang.text.hf import from_pretrained_offline
-
-    (model,) = from_pretrained_offline(path, "--model", "CLIP checkpoint", AutoModel)
-    if not hasattr(model, "get_image_features") or not hasattr(model, "get_text_features"):
-        raise ConfigError(f"--model: {path!r} is a {type(model).__name__}, not a CLIP-family "
-                          "dual encoder (CLIPModel, SiglipModel)")
-    return model.eval()
 
 
 def image_normalisation(path: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
