@@ -387,7 +387,7 @@ class DualEncoder(VidlangModel):
         """All-gather embeddings across devices when the trainer asks for it."""
         if not state.gather_negatives:
             return video, text, list(ids), texts
-        from vidlang.engine.distributed import all_gather_objects, gather_with_grad
+        from vidlang.ops.distributed import all_gather_objects, gather_with_grad
 
         t_max = max(int(x) for x in all_gather_objects(video.clips.shape[1]))
         l_max = max(int(x) for x in all_gather_objects(text.tokens.shape[1]))
