@@ -41,11 +41,11 @@ from vidlang.engine.pipelines.features import (
     feature_source,
     flat_rows,
     gather_rows,
-    pad_rows,
 )
 from vidlang.engine.schema import DataConfig, ExperimentConfig
 from vidlang.errors import ConfigError, DataError
 from vidlang.models.base import FeatureSpec
+from vidlang.ops.padding import pad_rows
 from vidlang.registry import PIPELINES, Registry
 
 log = logging.getLogger(__name__)

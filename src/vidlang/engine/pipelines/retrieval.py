@@ -32,11 +32,11 @@ from vidlang.engine.pipelines.features import (
     FeatureSource,
     feature_memo,
     feature_source,
-    pad_rows,
 )
 from vidlang.engine.schema import DataConfig, ExperimentConfig
 from vidlang.errors import ConfigError, DataError
 from vidlang.models.base import FeatureSpec
+from vidlang.ops.padding import pad_rows
 from vidlang.registry import PIPELINES
 
 TEXT_KINDS = ("captions", "paragraphs")
