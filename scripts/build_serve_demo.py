@@ -52,12 +52,13 @@ def report(paths) -> None:
     import numpy as np
     from fastapi.testclient import TestClient
 
+    from vidlang.ops.windows import paired_iou
     from vidlang.serve import Collection, create_app
 
     records = [json.loads(line) for line in (paths.data / "test.jsonl").read_text().splitlines() if line.strip()]
     collection = Collection.load(paths.index, paths.grounding, paths.web)
     client = TestClient(create_app(collection))
-    ranks, ious = [], []
+    ranks, found_windows, gt_windows = [], [], []
     for r in records:
         found = client.get("/api/search", params={"q": r["query"], "k": 100, "moments": 0}).json()["results"]
         ids = [x["video_id"] for x in found]
@@ -65,8 +66,11 @@ def report(paths) -> None:
         start, end = client.get(f"/api/videos/{r['vid']}/moments",
                                 params={"q": r["query"], "k": 1}).json()["moments"][0][:2]
         (s, e), = r["relevant_windows"]
-        ious.append(max(0.0, min(e, end) - max(s, start)) / (max(e, end) - min(s, start)))
-    ranks_a, ious_a = np.asarray(ranks), np.asarray(ious)
+        gt_windows.append((s, e))
+        found_windows.append((start, end))
+    ranks_a = np.asarray(ranks)
+    ious_a = paired_iou(np.asarray(gt_windows, dtype=np.float64).reshape(-1, 2),
+                        np.asarray(found_windows, dtype=np.float64).reshape(-1, 2))
     n = len(collection.index)
     print(f"held-out test sentences: {len(records)} (videos in the index: {n}, chance R@1 {100 / n:.1f} %)")
     print(f"sentence -> video: R@1 {100 * np.mean(ranks_a <= 1):.1f}  R@5 {100 * np.mean(ranks_a <= 5):.1f}  "

@@ -88,7 +88,7 @@ def rolled(batch: dict[str, Any]) -> dict[str, Any]:
 def diagnose(model: Any, batches: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """Sums of per-token NLL per (condition, class), token counts and proposal statistics."""
     from vidlang.models.blocks.gaussian import proposal_boxes
-    from vidlang.models.cpl import window_iou
+    from vidlang.ops.windows import window_iou
 
     model.eval()
     sums = torch.zeros(len(CONDITIONS), len(CLASSES) - 1, dtype=torch.float64)

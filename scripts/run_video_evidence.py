@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 VIDLANG = [sys.executable, "-m", "vidlang.cli.main"]
 METRICS = ("R@1,IoU>=0.3", "R@1,IoU>=0.5", "R@1,IoU>=0.7", "mIoU")
 
@@ -46,19 +48,18 @@ def prior_metrics(data: Path) -> dict[str, float]:
     """A query-blind baseline: the fixed (start, end) fraction of the video with the best mean
     IoU on train (grid of 5 %), predicted for every test query; scored like `vidlang eval`."""
     from vidlang.metrics import evaluate_grounding
+    from vidlang.ops.windows import paired_iou
 
     train = _rows(data / "train.jsonl")
+    gt = np.array([[x / r["duration"] for x in r["relevant_windows"][0]] for r in train],
+                  dtype=np.float64).reshape(-1, 2)
     grid = [k / 20 for k in range(21)]
     best, best_iou = (0.0, 1.0), -1.0
     for a in grid:
         for b in grid:
             if b <= a:
                 continue
-            ious = []
-            for r in train:
-                s, e = (x / r["duration"] for x in r["relevant_windows"][0])
-                inter = max(0.0, min(b, e) - max(a, s))
-                ious.append(inter / (max(b, e) - min(a, s)))
+            ious = paired_iou(np.broadcast_to(np.array([a, b]), gt.shape), gt).tolist()
             if sum(ious) / len(ious) > best_iou:
                 best, best_iou = (a, b), sum(ious) / len(ious)
     test = _rows(data / "test.jsonl")

@@ -17,14 +17,6 @@ FLOORS = {"errors": 1, "registry": 1, "ops": 2, "data": 3, "text": 3, "losses": 
           "models": 5, "engine": 6, "video": 7, "index": 7, "inference": 8, "serve": 9, "cli": 9,
           "predictor": 9}
 
-#: up-arrows other issue-13 helpers remove (engine/distributed moves to vidlang.ops); the
-#: integrator empties this once their branches are merged (a stale entry fails the test)
-PENDING_UP = {
-    ("vidlang.losses.mmn", "vidlang.engine.distributed"),
-    ("vidlang.models.retrieval", "vidlang.engine.distributed"),
-}
-
-
 def _modules() -> dict[str, Path]:
     out = {}
     for f in (SRC / "vidlang").rglob("*.py"):
@@ -64,15 +56,14 @@ def _package(module: str) -> str:
 def test_no_import_runs_up_a_floor() -> None:
     up = {(a, b) for a, targets in EDGES.items() for b in targets
           if FLOORS.get(_package(b), 0) > FLOORS.get(_package(a), 0)}
-    assert up - PENDING_UP == set(), "imports that run up a floor"
-    assert PENDING_UP - up == set(), "fixed: remove these from PENDING_UP"
+    assert up == set(), "imports that run up a floor"
 
 
 def test_no_import_loop_between_packages_or_modules() -> None:
     """No two top-level packages import each other, and no module loop (a package's
     ``__init__`` only hands names on, so imports out of it are not followed)."""
     pairs = {(_package(a), _package(b)) for a, targets in EDGES.items() for b in targets
-             if (a, b) not in PENDING_UP and _package(a) != _package(b)}
+             if _package(a) != _package(b)}
     assert {(x, y) for x, y in pairs if (y, x) in pairs} == set()
 
     graph = {a: {b for b in targets if b in MODULES} for a, targets in EDGES.items()

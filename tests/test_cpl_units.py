@@ -17,7 +17,8 @@ from vidlang.models.blocks.gaussian import (
     proposal_boxes,
 )
 from vidlang.models.blocks.transformer import DecoderStack, WeightedAttention, causal_mask
-from vidlang.models.cpl import hashed_uniform, query_seed, sample_mask, vote, window_iou
+from vidlang.models.cpl import hashed_uniform, query_seed, sample_mask, vote
+from vidlang.ops.windows import window_iou
 
 
 def test_gaussian_is_peak_normalised_with_std_width_over_sigma() -> None:

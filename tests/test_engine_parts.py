@@ -12,7 +12,10 @@ from engine_toy import fake_grounding_data
 from two_process import run_two_processes
 from vidlang.data.features.spec import FeatureSpec
 from vidlang.engine.config import CONFIG_ROOT, build_config
-from vidlang.engine.distributed import (
+from vidlang.engine.optim import build_optimizer, build_scheduler
+from vidlang.engine.pipelines.base import EpochSampler
+from vidlang.engine.pipelines.grounding import GroundingPipeline
+from vidlang.ops.distributed import (
     all_gather_objects,
     all_reduce_sum,
     gather_counts,
@@ -20,9 +23,6 @@ from vidlang.engine.distributed import (
     gather_with_grad,
     world_size,
 )
-from vidlang.engine.optim import build_optimizer, build_scheduler
-from vidlang.engine.pipelines.base import EpochSampler
-from vidlang.engine.pipelines.grounding import GroundingPipeline
 
 
 def cfg_with(**sections):

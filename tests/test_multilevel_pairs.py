@@ -16,10 +16,10 @@ from vidlang.losses.multilevel import (
     segment_clip_mask,
     segment_pool,
     segment_valid_mask,
-    temporal_iou,
 )
 from vidlang.models.base import TrainState
 from vidlang.models.multilevel import MultiLevelConfig
+from vidlang.ops.windows import pairwise_window_iou
 
 sys.path.insert(0, str(Path(__file__).parent))
 from retrieval_toy import HashWordEncoder, is_content  # noqa: E402
@@ -48,7 +48,7 @@ def test_segment_clip_mask_inside_and_nearest_fallback() -> None:
 
 def test_iou_and_segment_negative_mask() -> None:
     w = torch.tensor([[0.0, 4.0], [1.0, 4.0], [10.0, 12.0], [0.0, 4.0]])
-    iou = temporal_iou(w, w)
+    iou = pairwise_window_iou(w, w, eps=1e-9)
     assert float(iou[0, 1]) == pytest.approx(0.75)
     assert float(iou[0, 2]) == 0.0
     ids = ["a", "a", "a", "b"]

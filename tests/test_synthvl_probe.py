@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from vidlang.data.synthvl import generate
-from vidlang.data.synthvl.probe import _best_span, iou, run_probes
+from vidlang.data.synthvl.probe import _best_span, run_probes
+from vidlang.ops.windows import paired_iou
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +42,8 @@ def test_best_span_and_iou() -> None:
 
     scores = np.array([0.0, 0.1, 2.0, 2.1, 1.9, 0.0, -0.1])
     assert _best_span(scores) == (2, 5)
-    assert iou((0.0, 2.0), (1.0, 3.0)) == pytest.approx(1 / 3)
-    assert iou((0.0, 1.0), (2.0, 3.0)) == 0.0
+    assert float(paired_iou((0.0, 2.0), (1.0, 3.0))) == pytest.approx(1 / 3)
+    assert float(paired_iou((0.0, 1.0), (2.0, 3.0))) == 0.0
 
 
 def test_probe_command(knobs: Path, capsys: pytest.CaptureFixture[str]) -> None:

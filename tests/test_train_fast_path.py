@@ -12,9 +12,10 @@ import torch
 
 from repo_scripts import load_repo_module
 from vidlang.engine.pipelines.alignment import _sequence_index
-from vidlang.engine.pipelines.features import FeatureMemo, gather_rows, pad_rows
+from vidlang.engine.pipelines.features import FeatureMemo, gather_rows
 from vidlang.errors import ConfigError
 from vidlang.models.tempclr import distinct_pairs
+from vidlang.ops.padding import pad_rows
 from vidlang.text.cache import FrozenTextCache, clear_text_caches, shared_text_cache
 from vidlang.text.config import TextEncoderConfig, build_text_encoder
 

@@ -15,13 +15,13 @@ from typing import Any
 import lightning as L
 import torch
 
-from vidlang.engine.distributed import all_gather_objects
 from vidlang.engine.optim import build_optimizer, build_scheduler
 from vidlang.engine.pipelines.base import TaskPipeline, flatten_metrics
 from vidlang.engine.rng import capture_rng, restore_rng
 from vidlang.engine.schema import ExperimentConfig
 from vidlang.errors import NonFiniteError, VidlangError
 from vidlang.models.base import TrainState, VidlangModel
+from vidlang.ops.distributed import all_gather_objects, all_reduce_sum
 
 RNG_KEY = "vidlang_rng"
 POSITION_KEY = "vidlang_position"  # {"epoch": 0-based, "batches_done": int, "loss_sums": {...}}
@@ -90,8 +90,6 @@ class VidlangLightningModule(L.LightningModule):
         """Stop on a NaN/inf loss before it reaches the weights (every process agrees)."""
         bad = ~torch.isfinite(loss.detach()).all()
         if self.trainer.world_size > 1:
-            from vidlang.engine.distributed import all_reduce_sum
-
             bad = all_reduce_sum(bad.float().reshape(1)) > 0
         if bool(bad):
             vids = list(dict.fromkeys(batch.get("video_ids", [])))
@@ -127,8 +125,6 @@ class VidlangLightningModule(L.LightningModule):
         stacked = torch.stack([torch.as_tensor(sums[k], dtype=torch.float64, device=self.device)
                                for k in [*names, "__n__"]])
         if self.trainer.world_size > 1:
-            from vidlang.engine.distributed import all_reduce_sum
-
             stacked = all_reduce_sum(stacked)
         means = (stacked[:-1] / stacked[-1]).float()
         self.log_dict({f"train/{k}_epoch": means[i] for i, k in enumerate(names)},

@@ -212,7 +212,7 @@ class TrainingState(Checkpoint):
     def _stop_requested(self, trainer: L.Trainer) -> bool:
         flag = self.stop.requested
         if trainer.world_size > 1:  # every process must stop at the same step
-            from vidlang.engine.distributed import all_reduce_sum
+            from vidlang.ops.distributed import all_reduce_sum
 
             t = torch.tensor([1.0 if flag else 0.0], device=trainer.strategy.root_device)
             flag = bool(all_reduce_sum(t).item() > 0)

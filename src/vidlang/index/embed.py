@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from vidlang.errors import ConfigError
+from vidlang.ops.padding import pad_arrays
 
 
 def weights_fingerprint(model_dir: str | Path) -> str:
@@ -65,12 +66,7 @@ def embed_videos(model: Any, store: Any, video_ids: Sequence[str], batch_size: i
     out: list[np.ndarray] = []
     for chunk in _batches(list(video_ids), batch_size):
         feats = [resample(np.asarray(store[v], dtype=np.float32), spec) for v in chunk]
-        t_max = max(len(f) for f in feats)
-        x = np.zeros((len(feats), t_max, feats[0].shape[1]), dtype=np.float32)
-        mask = np.zeros((len(feats), t_max), dtype=bool)
-        for i, f in enumerate(feats):
-            x[i, : len(f)] = f
-            mask[i, : len(f)] = True
+        x, mask = pad_arrays(feats, np.float32)
         emb = model.encode_video(torch.from_numpy(x).to(device), torch.from_numpy(mask).to(device))
         out.append(emb.float().cpu().numpy())
         if progress is not None:

@@ -28,15 +28,10 @@ import torch
 from torch.nn import functional as F
 
 from vidlang.errors import ConfigError
+from vidlang.ops import distributed as dist_
+from vidlang.ops.windows import window_iou
 
 UPSTREAM_EPS = 1e-6
-
-
-def iou_1d(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU of windows a [..., 2] and b [..., 2] (broadcast); 0 where the union is empty."""
-    inter = (torch.minimum(a[..., 1], b[..., 1]) - torch.maximum(a[..., 0], b[..., 0])).clamp(min=0)
-    union = torch.maximum(a[..., 1], b[..., 1]) - torch.minimum(a[..., 0], b[..., 0])
-    return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(inter))
 
 
 def scale_iou(iou: torch.Tensor, min_iou: float, max_iou: float) -> torch.Tensor:
@@ -83,12 +78,12 @@ def sentence_negative_mask(gt: torch.Tensor, query_video: torch.Tensor,
     video = query_video if video_key is None else video_key[query_video]
     if rows is None:
         same_video = video[:, None] == video[None, :]
-        overlap = iou_1d(gt[:, None, :], gt[None, :, :])
+        overlap = window_iou(gt[:, None, :], gt[None, :, :], guard="positive")
         keep = ~same_video | (overlap < sent_removal_iou)
         keep.fill_diagonal_(False)
         return keep
     same_video = video[rows, None] == video[None, :]
-    overlap = iou_1d(gt[rows, None, :], gt[None, :, :])
+    overlap = window_iou(gt[rows, None, :], gt[None, :, :], guard="positive")
     keep = ~same_video | (overlap < sent_removal_iou)
     anchors = torch.arange(keep.shape[0], device=keep.device)
     keep[anchors, anchors + (rows.start or 0)] = False
@@ -229,8 +224,6 @@ def gathered_mutual_matching_loss(sent: torch.Tensor, cells: torch.Tensor,
     ranks' gradients, so each process's inputs get W x the single-process gradient, and DDP's
     average over W ranks gives the parameters exactly the single-process gradient.
     """
-    from vidlang.engine import distributed as dist_
-
     if not dist_.is_distributed():
         return mutual_matching_loss(sent, cells, query_video, iou_cells, gt, **kwargs)
     counts = dist_.gather_counts(sent.shape[0], cells.shape[0], device=sent.device)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 
 from vidlang.losses.contrastive import info_nce
+from vidlang.ops.windows import pairwise_window_iou
 
 
 def clip_centres(durations: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -44,15 +45,6 @@ def segment_pool(clips: torch.Tensor, clip_mask: torch.Tensor) -> torch.Tensor:
     return (clips * w).sum(1) / w.sum(1).clamp_min(1.0)
 
 
-def temporal_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pairwise IoU [N, M] of windows a [N, 2] and b [M, 2] (seconds)."""
-    inter = (torch.minimum(a[:, None, 1], b[None, :, 1])
-             - torch.maximum(a[:, None, 0], b[None, :, 0])).clamp_min(0)
-    union = (torch.maximum(a[:, None, 1], b[None, :, 1])
-             - torch.minimum(a[:, None, 0], b[None, :, 0])).clamp_min(1e-9)
-    return inter / union
-
-
 def duplicate_mask(keys: Sequence[object], device: torch.device | None = None) -> torch.Tensor:
     """[N, N] True where items i != j share a key (duplicate video ids or identical strings)."""
     codes: dict[object, int] = {}
@@ -73,7 +65,7 @@ def segment_valid_mask(seg_video_ids: Sequence[str], seg_windows: torch.Tensor,
     segments with tIoU >= ``iou_threshold`` and segments with an identical sentence."""
     device = seg_windows.device
     same_video = duplicate_mask(seg_video_ids, device)
-    overlap = same_video & (temporal_iou(seg_windows, seg_windows) >= iou_threshold)
+    overlap = same_video & (pairwise_window_iou(seg_windows, seg_windows, eps=1e-9) >= iou_threshold)
     return ~(overlap | duplicate_mask(seg_texts, device))
 
 

@@ -22,13 +22,13 @@ from vidlang.metrics.grounding import (
     evaluate_grounding,
     evaluate_grounding_detailed,
 )
-from vidlang.metrics.iou import max_iou_to_gt, paired_iou, temporal_iou
-from vidlang.metrics.nms import batched_nms, nms, nms_windows, soft_nms
 from vidlang.metrics.qa import mc_accuracy
 from vidlang.metrics.qvhighlights import evaluate_qvhighlights
 from vidlang.metrics.retrieval import dual_softmax, qb_norm, retrieval_metrics
 from vidlang.metrics.steps import step_recall
 from vidlang.metrics.table import metrics_table
+from vidlang.ops.nms import batched_nms, nms, nms_windows, soft_nms  # re-exported (public names)
+from vidlang.ops.windows import max_iou_to_gt, paired_iou, temporal_iou
 
 __all__ = [
     "PRESETS",

@@ -17,20 +17,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch.nn.utils.rnn import pad_sequence
 
 from vidlang.metrics.classes import BaseMetric
+from vidlang.ops.padding import pad_rows
 
 P2V_SCORERS = ("cap_avg", "dtw", "otam")
 BACKGROUND_MODES = ("removed", "kept", "both")
-
-
-def stack_sequences(rows: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """[N, L_max, D] float32 zero-padded stack of [L_i, D] sequences and its [N, L_max] mask
-    (True at real rows)."""
-    out = pad_sequence([r.float() for r in rows], batch_first=True)
-    lengths = torch.tensor([int(r.shape[0]) for r in rows], dtype=torch.long)
-    return out, torch.arange(out.shape[1])[None, :] < lengths[:, None]
 
 
 def caption_average_scores(text: torch.Tensor, text_mask: torch.Tensor, clips: torch.Tensor,
@@ -146,10 +138,10 @@ def paragraph_to_video(ordered: Sequence[dict[str, Any]], background: str = "rem
     to video i of ``ordered``."""
     if background not in BACKGROUND_MODES:
         raise ValueError(f"background {background!r} is not one of {BACKGROUND_MODES}")
-    text, tmask = stack_sequences([it["text"] for it in ordered])
+    text, tmask = pad_rows([it["text"].float() for it in ordered])
     metrics: dict[str, float] = {}
     if background in ("removed", "both"):
-        clips, cmask = stack_sequences([it["clips"] for it in ordered])
+        clips, cmask = pad_rows([it["clips"].float() for it in ordered])
         scores = {"cap_avg": caption_average_scores(text, tmask, clips, cmask)}
         for kind in ("dtw", "otam"):
             scores[kind] = sequence_scores(text, tmask, clips, cmask, kind, normalise, quirks)
@@ -157,7 +149,7 @@ def paragraph_to_video(ordered: Sequence[dict[str, Any]], background: str = "rem
             for key, value in _recalls(scores[name]).items():
                 metrics[f"p2v/bg_removed/{name}/{key}"] = value
     if background in ("kept", "both"):
-        wins, wmask = stack_sequences([it["bg_clips"] for it in ordered])
+        wins, wmask = pad_rows([it["bg_clips"].float() for it in ordered])
         for name in P2V_SCORERS:
             sim = background_kept_scores(text, tmask, wins, wmask, name, normalise, keep_ratio,
                                          quirks)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vidlang.metrics.iou import iou_to_gt_sets
+from vidlang.ops.windows import iou_to_gt_sets
 
 
 def _reverse_cummax(x: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Temporal grounding metrics: R@n at IoU m, mIoU (top-1) and best IoU in the top k.
 
 Hot path is vectorised over queries: predictions and GT are padded to (Q, P, 2) / (Q, G, 2),
-NMS runs one round per kept window across all queries at once (see :mod:`.nms`), and each
+NMS runs one round per kept window across all queries at once (see :mod:`vidlang.ops.nms`), and each
 kept window's IoU is its maximum over the query's GT windows. All figures are percentages.
 """
 
@@ -16,8 +16,8 @@ import numpy as np
 
 from vidlang.metrics.conventions import GroundingConvention, resolve_convention
 from vidlang.metrics.inputs import WindowArrays, window_arrays
-from vidlang.metrics.iou import max_iou_to_gt
-from vidlang.metrics.nms import batched_nms
+from vidlang.ops.nms import batched_nms
+from vidlang.ops.windows import max_iou_to_gt
 
 CHUNK_QUERIES = 8192  # bounds the temporaries of the (Q, P) NMS rounds
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from vidlang.data.records import GroundingRecord, iter_jsonl
 from vidlang.errors import DataError
+from vidlang.ops.padding import pad_flat_rows
 
 MAX_LISTED_IDS = 5
 
@@ -109,13 +110,7 @@ def pad_ragged(lists: Sequence[Any], qids: Sequence[str], widths: tuple[int, ...
     bad = ~np.isfinite(flat).all(axis=1)
     if bad.any():
         raise DataError(f"{what} holds a non-finite value", record=qids[int(owner[bad.argmax()])])
-    p = int(lens.max()) if q else 0
-    out = np.zeros((q, p, flat.shape[1]), dtype=np.float64)
-    starts = np.cumsum(lens) - lens
-    col = np.arange(total) - np.repeat(starts, lens)
-    out[owner, col] = flat
-    valid = np.arange(p)[None, :] < lens[:, None]
-    return out, valid
+    return pad_flat_rows(flat, lens)
 
 
 @dataclass

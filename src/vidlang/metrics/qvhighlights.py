@@ -34,7 +34,7 @@ from vidlang.metrics.inputs import (
     pad_ragged,
     window_arrays,
 )
-from vidlang.metrics.iou import paired_iou
+from vidlang.ops.windows import iou_to_gt_sets, paired_iou
 
 MR_THRESHOLDS = tuple(float(f"{t:.2f}") for t in np.linspace(0.5, 0.95, 10))
 LENGTH_BUCKETS = {"short": (0.0, 10.0), "middle": (10.0, 30.0), "long": (30.0, 150.0),
@@ -73,21 +73,13 @@ def _r1(arrays: WindowArrays) -> dict[str, float]:
         return {str(t): 0.0 for t in MR_THRESHOLDS}
     first = arrays.pred[:, 0, :]
     has = arrays.pred_valid[:, 0]
-    ious = temporal_iou_rows(first, arrays.gt, arrays.gt_valid)
+    # moment_detr's cross IoU: 'sum' union, 0 only where the union is exactly 0
+    ious = iou_to_gt_sets(first[:, None], arrays.gt, arrays.gt_valid, union="sum",
+                          guard="nonzero")[:, 0]
     best = np.take_along_axis(arrays.gt, ious.argmax(axis=1)[:, None, None], axis=1)[:, 0]
     iou = np.where(has, paired_iou(first, best), -1.0)
     n = max(len(iou), 1)
     return {str(t): _pct(float((iou >= t).sum()) / n) for t in MR_THRESHOLDS}
-
-
-def temporal_iou_rows(windows: np.ndarray, gt: np.ndarray, gt_valid: np.ndarray) -> np.ndarray:
-    """IoU (Q, G) of one window per query (Q, 2) with the query's GT windows ('sum' union,
-    as moment_detr's cross IoU); padding gets -1."""
-    s1, e1 = windows[:, None, 0], windows[:, None, 1]
-    inter = np.maximum(np.minimum(e1, gt[:, :, 1]) - np.maximum(s1, gt[:, :, 0]), 0.0)
-    union = (e1 - s1) + (gt[:, :, 1] - gt[:, :, 0]) - inter
-    iou = np.divide(inter, union, out=np.zeros_like(inter), where=union != 0)
-    return np.where(gt_valid, iou, -1.0)
 
 
 def _map(arrays: WindowArrays) -> dict[str, float]:

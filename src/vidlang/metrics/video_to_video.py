@@ -17,7 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vidlang.metrics.alignment import VideoOutputsMetric, sequence_scores, stack_sequences
+from vidlang.metrics.alignment import VideoOutputsMetric, sequence_scores
+from vidlang.ops.padding import pad_rows
 
 log = logging.getLogger(__name__)
 V2V_KINDS = ("dtw", "otam", "mean_pool")
@@ -38,8 +39,8 @@ def video_to_video_accuracy(queries: Sequence[torch.Tensor], query_labels: Seque
 
         nearest = (pooled(queries) @ pooled(support).t()).argmax(dim=1).tolist()
     else:
-        q, qm = stack_sequences(queries)
-        s, sm = stack_sequences(support)
+        q, qm = pad_rows([x.float() for x in queries])
+        s, sm = pad_rows([x.float() for x in support])
         nearest = sequence_scores(q, qm, s, sm, kind, normalise).argmax(dim=1).tolist()
     return float(np.mean([support_labels[j] == query_labels[i] for i, j in enumerate(nearest)]))
 

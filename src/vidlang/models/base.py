@@ -42,7 +42,7 @@ class TrainState:
     """Where training is: 1-based epoch, global optimiser step, and the planned epoch count.
 
     ``gather_negatives`` mirrors ``trainer.gather_negatives``: when True, contrastive models
-    should pass their embeddings through ``vidlang.engine.distributed.gather_with_grad`` so
+    should pass their embeddings through ``vidlang.ops.distributed.gather_with_grad`` so
     negatives come from every device (identity on one process).
     """
 

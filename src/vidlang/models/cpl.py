@@ -38,6 +38,7 @@ from vidlang.models.blocks.gaussian import (
 )
 from vidlang.models.blocks.transformer import DecoderStack, sinusoidal_positions
 from vidlang.models.feature_dim import dim_mismatch, require_dim
+from vidlang.ops.windows import window_iou  # eps 1e-12, clamped union (CPL's formula)
 from vidlang.registry import MODELS
 from vidlang.text.content_words import content_word_weights
 from vidlang.text.vocab import Vocabulary, encode_batch, word_vectors
@@ -144,13 +145,6 @@ def sample_mask(logits: torch.Tensor, valid: torch.Tensor, counts: torch.Tensor,
     keys = torch.where(valid, logits.double() + gumbel, torch.full_like(gumbel, -torch.inf))
     ranks = keys.argsort(dim=1, descending=True).argsort(dim=1)
     return (ranks < counts.unsqueeze(1)) & valid
-
-
-def window_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU of ``[..., 2]`` windows (union = convex hull; disjoint pairs give 0)."""
-    inter = (torch.minimum(a[..., 1], b[..., 1]) - torch.maximum(a[..., 0], b[..., 0])).clamp(min=0)
-    hull = torch.maximum(a[..., 1], b[..., 1]) - torch.minimum(a[..., 0], b[..., 0])
-    return inter / hull.clamp(min=1e-12)
 
 
 def _best_iou_weights(boxes: torch.Tensor, best: torch.Tensor) -> torch.Tensor:

@@ -35,6 +35,7 @@ from vidlang.models.blocks.proposal_map import (
     iou_target_map,
 )
 from vidlang.models.feature_dim import dim_mismatch, require_dim
+from vidlang.ops.nms import nms
 from vidlang.registry import MODELS
 from vidlang.text.base import TextEncoder
 from vidlang.text.cache import FrozenTextCache, shared_text_cache
@@ -311,8 +312,6 @@ class MMN(VidlangModel):
 
     @torch.no_grad()
     def predict(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
-        from vidlang.metrics import nms
-
         rank = self(batch).rank
         n = self.cfg.num_clips
         candidates = torch.ones_like(self.mask2d).triu() if self.cfg.rank_masked_cells \

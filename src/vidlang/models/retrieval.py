@@ -54,6 +54,7 @@ from vidlang.models.blocks.token_sim import (
 from vidlang.models.feature_dim import dim_mismatch, require_dim
 from vidlang.models.multilevel import MultiLevelAlignment, MultiLevelConfig
 from vidlang.models.reprs import TextRepr, VideoRepr  # re-exported: models.retrieval.TextRepr
+from vidlang.ops.padding import pad_rows, pad_to_length
 from vidlang.registry import MODELS, Registry
 from vidlang.text.base import TextEncoder, TextEncoding
 from vidlang.text.cache import FrozenTextCache, shared_text_cache
@@ -369,15 +370,15 @@ class DualEncoder(VidlangModel):
         """All-gather embeddings across devices when the trainer asks for it."""
         if not state.gather_negatives:
             return video, text, list(ids), texts
-        from vidlang.engine.distributed import all_gather_objects, gather_with_grad
+        from vidlang.ops.distributed import all_gather_objects, gather_with_grad
 
         t_max = max(int(x) for x in all_gather_objects(video.clips.shape[1]))
         l_max = max(int(x) for x in all_gather_objects(text.tokens.shape[1]))
         g = gather_with_grad
-        video = VideoRepr(g(_pad_to(video.clips, t_max)), g(_pad_to(video.mask, t_max)),
+        video = VideoRepr(g(pad_to_length(video.clips, t_max)), g(pad_to_length(video.mask, t_max)),
                           g(video.pooled))
-        text = TextRepr(g(text.sentence), g(_pad_to(text.tokens, l_max)),
-                        g(_pad_to(text.mask, l_max)), g(_pad_to(text.weights, l_max)))
+        text = TextRepr(g(text.sentence), g(pad_to_length(text.tokens, l_max)),
+                        g(pad_to_length(text.mask, l_max)), g(pad_to_length(text.weights, l_max)))
         flat = lambda xs: [x for part in all_gather_objects(list(xs)) for x in part]  # noqa: E731
         return video, text, flat(ids), flat(texts)
 
@@ -413,15 +414,6 @@ class DualEncoder(VidlangModel):
             self.text_encoder.apply_freeze(state.epoch)
 
 
-def _pad_to(x: torch.Tensor, length: int) -> torch.Tensor:
-    """Pad dim 1 of x with zeros (False) up to ``length``."""
-    extra = length - x.shape[1]
-    if extra <= 0:
-        return x
-    pad = x.new_zeros((x.shape[0], extra, *x.shape[2:]))
-    return torch.cat([x, pad], dim=1)
-
-
 @MODELS.register("dmae")
 class DMAE(DualEncoder):
     """DMAE: the dual encoder with att_ti + TWM + NFC similarity, NegNCE and TPM-CL."""
@@ -431,11 +423,5 @@ class DMAE(DualEncoder):
 
 def stack_videos(items: Sequence[dict[str, Any]]) -> VideoRepr:
     """A gallery :class:`VideoRepr` from :meth:`DualEncoder.predict` outputs (padded)."""
-    t_max = max(int(it["clips"].shape[0]) for it in items)
-    dim = int(items[0]["clips"].shape[1])
-    clips = torch.zeros(len(items), t_max, dim)
-    mask = torch.zeros(len(items), t_max, dtype=torch.bool)
-    for i, it in enumerate(items):
-        clips[i, : it["clips"].shape[0]] = it["clips"]
-        mask[i, : it["clips"].shape[0]] = True
+    clips, mask = pad_rows([it["clips"] for it in items])
     return VideoRepr(clips, mask, torch.stack([it["pooled"] for it in items]))

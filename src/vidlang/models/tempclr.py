@@ -46,6 +46,7 @@ from vidlang.losses.tempclr import (
 )
 from vidlang.models.base import TrainState
 from vidlang.models.retrieval import DualEncoder, DualEncoderConfig
+from vidlang.ops.padding import pad_rows
 from vidlang.registry import MODELS, Registry
 
 NEGATIVE_LEVELS = ("unit", "segment")
@@ -252,12 +253,7 @@ class TempCLR(DualEncoder):
                 lab.extend([n] * len(pick))
             rows.append(torch.cat(parts))
             labels.append(lab)
-        longest = max(r.shape[0] for r in rows)
-        video = rows[0].new_zeros(len(rows), longest, rows[0].shape[-1])
-        video_mask = torch.zeros(len(rows), longest, dtype=torch.bool, device=video.device)
-        for b, r in enumerate(rows):
-            video[b, :r.shape[0]] = r
-            video_mask[b, :r.shape[0]] = True
+        video, video_mask = pad_rows(rows, dtype=None)
         return video, video_mask, labels
 
     # ---- inference --------------------------------------------------------------------------

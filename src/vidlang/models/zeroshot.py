@@ -23,6 +23,7 @@ import torch
 from vidlang.data.features.spec import FeatureSpec
 from vidlang.errors import ConfigError
 from vidlang.models.base import TrainState, VidlangModel
+from vidlang.ops.nms import nms_windows
 from vidlang.registry import MODELS
 from vidlang.text.config import TextEncoderConfig, build_text_encoder
 
@@ -47,12 +48,6 @@ def runs_above(values: np.ndarray, threshold: float, min_len: int = 1) -> list[t
     return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2]) if b - a >= min_len]
 
 
-def _iou(a: tuple[float, float], b: tuple[float, float]) -> float:
-    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
-    union = max(a[1], b[1]) - min(a[0], b[0])
-    return inter / union if union > 0 else 0.0
-
-
 def windows_from_similarity(sim: np.ndarray, duration: float, cfg: ZeroShotConfig) -> list[list[float]]:
     """Ranked ``[start_s, end_s, score]`` windows of one query from its per-clip similarity."""
     n = len(sim)
@@ -67,14 +62,9 @@ def windows_from_similarity(sim: np.ndarray, duration: float, cfg: ZeroShotConfi
     if not candidates:  # flat similarity: the whole video
         candidates[(0, n)] = 0.0
     ranked = sorted(candidates.items(), key=lambda kv: (-kv[1], kv[0]))
-    kept: list[list[float]] = []
-    for (a, b), score in ranked:
-        window = (a * step, min(b * step, duration))
-        if all(_iou(window, (w[0], w[1])) <= cfg.nms_iou for w in kept):
-            kept.append([window[0], window[1], score])
-        if len(kept) == cfg.top_k:
-            break
-    return kept
+    rows = [[a * step, min(b * step, duration), score] for (a, b), score in ranked]
+    # greedy NMS in rank order (ties keep it); top_k <= 0 keeps every survivor
+    return nms_windows(rows, cfg.nms_iou, cfg.top_k if cfg.top_k > 0 else None)
 
 
 @MODELS.register("zeroshot_clip")

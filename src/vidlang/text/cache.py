@@ -29,8 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from torch.nn.utils.rnn import pad_sequence
 
+from vidlang.ops.padding import pad_rows
 from vidlang.text.base import TextEncoder, TextEncoding
 
 DEFAULT_CAPACITY = 200_000
@@ -107,11 +107,7 @@ class FrozenTextCache:
         least one position), encoding the misses first."""
         self._fill(encoder, texts)
         entries = [self.items[t] for t in texts]
-        lengths = torch.tensor([e.tokens.shape[0] for e in entries], dtype=torch.long)
-        tokens = pad_sequence([e.tokens for e in entries], batch_first=True)
-        if tokens.shape[1] == 0:
-            tokens = tokens.new_zeros(len(entries), 1, tokens.shape[2])
-        mask = torch.arange(tokens.shape[1])[None, :] < lengths[:, None]
+        tokens, mask = pad_rows([e.tokens for e in entries], dtype=None, min_length=1)
         sentence = torch.stack([e.sentence for e in entries])
         return TextEncoding(sentence, tokens, mask, [e.words for e in entries])
 

@@ -34,6 +34,7 @@ import numpy as np
 
 from vidlang.data.records import GroundingRecord
 from vidlang.data.synthvl.loader import SynthVLSplit, load
+from vidlang.ops.windows import paired_iou
 
 _RIDGE = 1.0
 
@@ -114,13 +115,7 @@ def _best_span(scores: np.ndarray) -> tuple[int, int]:
     return int(starts[best]), int(ends[best])
 
 
-def iou(a: tuple[float, float], b: tuple[float, float]) -> float:
-    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
-    union = max(a[1], b[1]) - min(a[0], b[0])
-    return inter / union if union > 0 else 0.0
-
-
-def _recall(ious: list[float]) -> dict[str, float]:
+def _recall(ious: np.ndarray) -> dict[str, float]:
     arr = np.asarray(ious)
     return {"R1@0.5": float((arr >= 0.5).mean()), "R1@0.7": float((arr >= 0.7).mean()),
             "mIoU": float(arr.mean())} if len(arr) else {}
@@ -149,14 +144,17 @@ def grounding_probe(model: TextToVisual, train: SynthVLSplit,
         feats = _read_features(data)
         by_vid = {v["vid"]: v for v in data.videos}
         preds = model([r.query for r in data.grounding])
-        probe, prior_ious, repeated = [], [], []
+        spans, priors, gts, is_repeated = [], [], [], []
         for rec, pred in zip(data.grounding, preds):
             s, e = _best_span(feats[rec.video_id] @ pred)
-            value = iou((s * clip, min(e * clip, rec.duration)), rec.windows[0])
-            probe.append(value)
-            prior_ious.append(iou((prior[0] * rec.duration, prior[1] * rec.duration), rec.windows[0]))
-            if _repeated(rec, by_vid):
-                repeated.append(value)
+            spans.append((s * clip, min(e * clip, rec.duration)))
+            priors.append((prior[0] * rec.duration, prior[1] * rec.duration))
+            gts.append(rec.windows[0])
+            is_repeated.append(_repeated(rec, by_vid))
+        gt = np.asarray(gts, dtype=np.float64).reshape(-1, 2)
+        probe = paired_iou(np.asarray(spans, dtype=np.float64).reshape(-1, 2), gt)
+        prior_ious = paired_iou(np.asarray(priors, dtype=np.float64).reshape(-1, 2), gt)
+        repeated = probe[np.asarray(is_repeated, dtype=bool)]
         rows.append({"split": data.split, "queries": len(probe), "probe": _recall(probe),
                      "prior": _recall(prior_ious), "repeated_queries": len(repeated),
                      "probe_repeated": _recall(repeated)})

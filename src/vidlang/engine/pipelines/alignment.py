@@ -40,7 +40,6 @@ from vidlang.engine.pipelines.features import (
     feature_source,
     flat_rows,
     gather_rows,
-    pad_rows,
 )
 from vidlang.engine.schema import DataConfig, ExperimentConfig
 from vidlang.errors import ConfigError, DataError
@@ -48,6 +47,7 @@ from vidlang.metrics.alignment import BACKGROUND_MODES, ParagraphToVideoMetric
 from vidlang.metrics.classes import BaseMetric
 from vidlang.metrics.step_decoding import StepLocalisationMetric
 from vidlang.metrics.video_to_video import VideoToVideoMetric
+from vidlang.ops.padding import pad_rows
 from vidlang.registry import PIPELINES
 
 log = logging.getLogger(__name__)

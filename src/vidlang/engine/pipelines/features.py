@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
 from vidlang.data.features.spec import FeatureSpec
@@ -69,16 +68,6 @@ def feature_source(data: DataConfig, features: FeatureSource | None = None
     return features if features is not None else StoreOpener(feature_store_path(data), data.key_pattern)
 
 
-def pad_rows(rows: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """[N, T_max, D] float32 zero-padded stack of [T_i, D] tensors and its [N, T_max] mask
-    (True at real rows); one C++ call instead of a copy per row."""
-    out = pad_sequence(list(rows), batch_first=True)
-    if out.dtype != torch.float32:
-        out = out.float()
-    lengths = torch.tensor([int(r.shape[0]) for r in rows], dtype=torch.long)
-    return out, torch.arange(out.shape[1])[None, :] < lengths[:, None]
-
-
 def flat_rows(groups: Sequence[Sequence[int]]) -> torch.Tensor:
     """The row lists of one tensor's picks, concatenated (the ``flat`` of :func:`gather_rows`)."""
     return torch.tensor([r for rows in groups for r in rows], dtype=torch.long)
@@ -86,8 +75,8 @@ def flat_rows(groups: Sequence[Sequence[int]]) -> torch.Tensor:
 
 def gather_rows(feats: Sequence[torch.Tensor], groups: Sequence[Sequence[Sequence[int]]],
                 flat: Sequence[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``pad_rows([feats[i][rows] for i in range(len(feats)) for rows in groups[i]])`` with one
-    ``index_select``: every picked row of every tensor at once, padding pointing at an appended
+    """``pad_rows([feats[i][rows] for i in range(len(feats)) for rows in groups[i]])`` (see
+    :func:`vidlang.ops.padding.pad_rows`) with one ``index_select``: every picked row of every tensor at once, padding pointing at an appended
     zero row. ``flat``: each tensor's :func:`flat_rows`, when the caller keeps them."""
     width = int(feats[0].shape[-1])
     base = torch.cat([*(f.float() for f in feats), torch.zeros(1, width)])

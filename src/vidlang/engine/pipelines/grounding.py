@@ -33,11 +33,11 @@ from vidlang.engine.pipelines.features import (  # noqa: F401  (prepare_features
     FeatureSource,
     feature_memo,
     feature_source,
-    pad_rows,
     prepare_features,
 )
 from vidlang.engine.schema import DataConfig, ExperimentConfig
 from vidlang.errors import ConfigError, DataError, RegistryError
+from vidlang.ops.padding import pad_rows
 from vidlang.registry import PIPELINES
 
 log = logging.getLogger(__name__)

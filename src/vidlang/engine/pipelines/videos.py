@@ -10,8 +10,8 @@ from typing import Any
 import torch
 
 from vidlang.data.features.spec import FeatureSpec
-from vidlang.engine.pipelines.features import pad_rows
 from vidlang.errors import DataError
+from vidlang.ops.padding import pad_rows
 
 
 def clip_centre_times(num_raw: int, duration: float, spec: FeatureSpec) -> torch.Tensor | None:

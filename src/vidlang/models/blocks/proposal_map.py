@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from vidlang.errors import ConfigError
-from vidlang.losses.mmn import iou_1d
+from vidlang.ops.windows import window_iou
 
 
 def _pooling_plan(num_clips: int, pooling_counts: Sequence[int]) -> list[tuple[int, int, int]]:
@@ -74,7 +74,7 @@ def iou_target_map(windows: torch.Tensor, durations: torch.Tensor, num_clips: in
     dur = durations.to(torch.float64).clamp(min=1e-12)[:, None]
     gt = (windows.to(torch.float64) / dur).clamp(0.0, 1.0)
     spans = cell_spans(num_clips).to(windows.device)
-    iou = iou_1d(spans[None], gt[:, None, None, :])
+    iou = window_iou(spans[None], gt[:, None, None, :], guard="positive")
     return iou.to(windows.dtype if windows.is_floating_point() else torch.float32)
 
 

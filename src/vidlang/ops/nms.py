@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from vidlang.errors import ConfigError, DataError
+from vidlang.ops.windows import iou_bounds
 
 NMS_KINDS = ("hard", "soft")
 
@@ -51,28 +52,15 @@ def batched_nms(windows: np.ndarray, scores: np.ndarray, valid: np.ndarray,
         current[rows, best] = -np.inf
         if kind == "hard" and thresh is None:
             continue
-        iou = _iou_with_one(starts, ends, starts[rows, best], ends[rows, best])
+        # hull union, no guard: 0 / 0 (two identical points) is NaN and never suppresses
+        iou = iou_bounds(starts, ends, starts[rows, best][:, None], ends[rows, best][:, None],
+                         guard="none")
         if kind == "hard":
             current[iou > thresh] = -np.inf
         else:
             current *= np.exp(-(iou**2) / sigma)
             current[current < min_score] = -np.inf
     return kept
-
-
-def _iou_with_one(starts: np.ndarray, ends: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray:
-    """IoU (Q, P) of every window with one window per query (hull union, as :func:`paired_iou`;
-    0 / 0 for two identical points gives NaN, which compares False, so it never suppresses)."""
-    inter = np.minimum(ends, e[:, None])
-    tmp = np.maximum(starts, s[:, None])
-    inter -= tmp
-    np.maximum(inter, 0.0, out=inter)
-    union = np.maximum(ends, e[:, None])
-    np.minimum(starts, s[:, None], out=tmp)
-    union -= tmp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        np.divide(inter, union, out=inter)
-    return inter
 
 
 def nms(windows: np.ndarray, scores: np.ndarray, thresh: float,

@@ -13,6 +13,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from vidlang.ops.padding import pad_to_length
+
 
 def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
@@ -50,10 +52,7 @@ def gather_with_grad(t: torch.Tensor) -> torch.Tensor:
     dist.all_gather(sizes, n)
     counts = [int(s.item()) for s in sizes]
     longest = max(counts)
-    if t.shape[0] < longest:
-        pad = t.new_zeros((longest - t.shape[0], *t.shape[1:]))
-        t = torch.cat([t, pad], dim=0)
-    parts = all_gather(t)
+    parts = all_gather(pad_to_length(t, longest, dim=0))
     return torch.cat([p[:c] for p, c in zip(parts, counts)], dim=0)
 
 
@@ -104,8 +103,7 @@ def gather_rows(t: torch.Tensor, counts: list[int]) -> torch.Tensor:
         raise ValueError(f"gather_rows: {t.shape[0]} local rows but counts {counts} "
                          f"(rank {rank()} of {world_size()})")
     longest = max(counts)
-    if t.shape[0] < longest:
-        t = torch.cat([t, t.new_zeros((longest - t.shape[0], *t.shape[1:]))], dim=0)
+    t = pad_to_length(t, longest, dim=0)
     if t.requires_grad:
         from torch.distributed.nn.functional import all_gather
 
