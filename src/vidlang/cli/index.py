@@ -54,9 +54,9 @@ def _embed_store(ckpt: Path, features: Path, key_pattern: Optional[str], ids_fil
                  batch_size: int, index: Any = None):
     """Embed the store's videos (those not in ``index`` yet): vectors, ids, durations, model identity."""
     from vidlang.data.features import open_feature_store
-    from vidlang.index.embed import embed_videos, load_retrieval_model
+    from vidlang.inference import RetrievalPredictor
 
-    model, identity = load_retrieval_model(ckpt)
+    predictor = RetrievalPredictor.from_pretrained(ckpt)
     with open_feature_store(features, key_pattern=key_pattern) as store:
         ids = _video_ids(store, ids_file)
         if index is not None:
@@ -64,9 +64,9 @@ def _embed_store(ckpt: Path, features: Path, key_pattern: Optional[str], ids_fil
             ids = [v for v in ids if v not in have]
         progress, advance = _progress(len(ids), "embedding videos")
         with progress:
-            emb = embed_videos(model, store, ids, batch_size=batch_size, progress=advance)
+            emb = predictor.embed_store(store, ids, batch_size=batch_size, progress=advance)
         durations = [store.duration(v) for v in ids]
-    return emb, ids, durations, identity
+    return emb, ids, durations, predictor.identity
 
 
 def _source(features: Path, key_pattern: Optional[str]) -> dict:
@@ -188,7 +188,7 @@ def _localise(hits: list, rows: list[dict], query: str, grounding_ckpt: Path, fe
     (or ``features`` for all when given)."""
     from vidlang.data.features import open_feature_store
     from vidlang.errors import DataError
-    from vidlang.predictor import GroundingPredictor
+    from vidlang.inference import GroundingPredictor
 
     predictor = GroundingPredictor.from_pretrained(grounding_ckpt)
     by_store: dict[tuple[str, Optional[str]], list[int]] = {}
@@ -232,12 +232,12 @@ def search(
     from rich.table import Table
 
     from vidlang.index import VideoIndex
-    from vidlang.index.embed import embed_queries, load_retrieval_model
+    from vidlang.inference import RetrievalPredictor
 
     index = VideoIndex.load(index_dir)
-    model, identity = load_retrieval_model(ckpt or Path(index.meta.model.get("ckpt", "")))
-    index.check_model(identity)
-    hits = index.search(embed_queries(model, [query]), k, video_id_prefix=video_prefix,
+    retrieval = RetrievalPredictor.from_pretrained(ckpt or Path(index.meta.model.get("ckpt", "")))
+    index.check_model(retrieval.identity)
+    hits = index.search(retrieval.embed_text([query]), k, video_id_prefix=video_prefix,
                         min_duration=min_duration, max_duration=max_duration)[0]
     rows: list[dict[str, Any]] = [{"rank": h.rank + 1, "video_id": h.video_id, "score": round(h.score, 4)}
                                   for h in hits]
