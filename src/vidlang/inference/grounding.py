@@ -109,7 +109,10 @@ class GroundingPredictor(Predictor):
             items.append(GroundingItem(vid, prepare_features(np.asarray(raw), spec, vid),
                                        float(duration), records))
         batch = to_device(collate_grounding(items), self.device)
-        preds = {str(p["qid"]): p["pred_relevant_windows"] for p in self.model.predict(batch)}
+        ranked = self.model.predict(batch)  # per query: its ranked candidate windows
+        # the one post-processing step (suppression etc., as the pipeline applies it) acts on
+        # ``ranked`` here, before the windows are read and cut to ``top_k``
+        preds = {str(p["qid"]): p["pred_relevant_windows"] for p in ranked}
         out = []
         for i in range(qid):
             windows = [[float(x) for x in w] for w in preds[str(i)]]
