@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import vidlang.video.features as vf
+import vidlang.inference.run_folder as vf
 from video_support import moving_square, write_video
 from vidlang.errors import ConfigError
 from vidlang.video.collection import extract_collection, list_videos

@@ -65,7 +65,7 @@ def test_build_add_search_and_localise(trained, capsys, tmp_path):
 
     # the same ranking as scoring the query against every video with the model directly
     from vidlang.data.features import open_feature_store
-    from vidlang.index.embed import embed_queries, embed_videos, load_retrieval_model
+    from vidlang.inference.retrieval import embed_queries, embed_videos, load_retrieval_model
 
     model, _ = load_retrieval_model(trained["ret"])
     with open_feature_store(features) as store:

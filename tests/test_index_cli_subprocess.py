@@ -111,7 +111,7 @@ def _corrupt_copy(env: dict[str, Path], tmp_path: Path, how: str) -> Path:
 @pytest.mark.parametrize("how", ["empty", "garbage", "truncated"])
 def test_corrupt_checkpoint_names_the_file(env, tmp_path, how):
     from vidlang.errors import DataError
-    from vidlang.index.embed import load_retrieval_model
+    from vidlang.inference.retrieval import load_retrieval_model
 
     ckpt = _corrupt_copy(env, tmp_path, how)
     with pytest.raises(DataError, match="model.safetensors: cannot read model weights"):

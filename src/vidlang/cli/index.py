@@ -52,9 +52,9 @@ def _video_ids(store, ids_file: Optional[Path]) -> list[str]:
 def _embed_store(ckpt: Path, features: Path, key_pattern: Optional[str], ids_file: Optional[Path],
                  batch_size: int, index: Any = None):
     """Embed the store's videos (those not in ``index`` yet): vectors, ids, durations, model identity."""
-    from vidlang.index.folder import embed_store
+    from vidlang.inference.retrieval import embed_collection
 
-    return embed_store(ckpt, features, key_pattern, lambda store: _video_ids(store, ids_file), batch_size,
+    return embed_collection(ckpt, features, key_pattern, lambda store: _video_ids(store, ids_file), batch_size,
                        index, lambda total: _progress(total, "embedding videos"))
 
 
@@ -178,7 +178,7 @@ def _localise(hits: list, rows: list[dict], query: str, grounding_ckpt: Path, fe
     (or ``features`` for all when given)."""
     from vidlang.data.features import open_feature_store
     from vidlang.errors import DataError
-    from vidlang.predictor import GroundingPredictor
+    from vidlang.inference import GroundingPredictor
 
     predictor = GroundingPredictor.from_pretrained(grounding_ckpt)
     by_store: dict[tuple[str, Optional[str]], list[int]] = {}
@@ -222,12 +222,12 @@ def search(
     from rich.table import Table
 
     from vidlang.index import VideoIndex
-    from vidlang.index.embed import embed_queries, load_retrieval_model
+    from vidlang.inference import RetrievalPredictor
 
     index = VideoIndex.load(index_dir)
-    model, identity = load_retrieval_model(ckpt or Path(index.meta.model.get("ckpt", "")))
-    index.check_model(identity)
-    hits = index.search(embed_queries(model, [query]), k, video_id_prefix=video_prefix,
+    retrieval = RetrievalPredictor.from_pretrained(ckpt or Path(index.meta.model.get("ckpt", "")))
+    index.check_model(retrieval.identity)
+    hits = index.search(retrieval.embed_text([query]), k, video_id_prefix=video_prefix,
                         min_duration=min_duration, max_duration=max_duration)[0]
     rows: list[dict[str, Any]] = [{"rank": h.rank + 1, "video_id": h.video_id, "score": round(h.score, 4)}
                                   for h in hits]

@@ -50,21 +50,11 @@ def store_duration(features: Path, video_id: str, key_pattern: str | None) -> fl
 def npy_duration(ckpt: Path, feats: object) -> float | None:
     """Seconds a bare [T, D] array covers: T times the clip length recorded in the training
     feature file of ``ckpt`` (None when that file or its ``clip_seconds`` is unavailable)."""
-    import math
+    from vidlang.inference.run_folder import training_clip_seconds
 
-    import h5py
-
-    from vidlang.errors import VidlangError
-    from vidlang.video.features import training_features_of
-
-    try:
-        path = training_features_of(ckpt)
-        with h5py.File(path, "r") as f:
-            clip = float(f.attrs.get("clip_seconds", math.nan))
-    except (VidlangError, OSError):
-        return None
+    clip = training_clip_seconds(ckpt)
     rows = len(feats)  # type: ignore[arg-type]
-    return rows * clip if math.isfinite(clip) and clip > 0 else None
+    return rows * clip if clip is not None else None
 
 
 def register(app: typer.Typer) -> None:
@@ -133,9 +123,7 @@ def register(app: typer.Typer) -> None:
 
         predictor = GroundingPredictor.from_pretrained(ckpt)
         if video is not None:
-            from vidlang.video.features import features_for_checkpoint
-
-            feats, video_seconds = features_for_checkpoint(ckpt, video, extractor, extractor_model)
+            feats, video_seconds = predictor.featurise(video, extractor, extractor_model)
             check_duration(duration, video_seconds, f"video {video}")
             results = predictor.predict(feats, query, duration or video_seconds, top_k)
         elif features is None:

@@ -227,7 +227,7 @@ class VideoIndex:
         ``[min_duration, max_duration]`` seconds (each filter optional)."""
         if isinstance(queries, str) or (isinstance(queries, np.ndarray) and queries.dtype.kind in "USO"):
             raise VideoIndexError("search takes query vectors; embed sentences first "
-                                  "(vidlang.index.embed.embed_queries(model, sentences))")
+                                  "(vidlang.inference.RetrievalPredictor.embed_text(sentences))")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise VideoIndexError(f"k must be an integer >= 1, got {k!r}")
         flt = SearchFilter(video_id_prefix, min_duration, max_duration)

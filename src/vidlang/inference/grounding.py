@@ -3,11 +3,12 @@
 One class serves every grounding model: it reads the model folder written by training
 (``model.safetensors`` + ``config.yaml``), resamples features exactly as the model's
 ``feature_spec()`` says, builds the engine's grounding batch and returns each query's ranked
-``[start_s, end_s, score]`` windows - for one video's features, a video file, or several
+``[start_s, end_s, score]`` windows - for one video (a video file or its features), or several
 (video, query) pairs in one batch (what a search page needs).
 
     predictor = GroundingPredictor.from_pretrained("runs/mmn_charades/best")
     windows = predictor.predict(feats, ["a person opens the door"], duration=31.2)[0]
+    windows = predictor.predict("clip.mp4", "a person opens the door")[0]
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ import torch
 
 from vidlang.data.records import GroundingRecord
 from vidlang.errors import ConfigError, DataError
+from vidlang.inference.base import Predictor, VideoInput
 
 
-class GroundingPredictor:
+class GroundingPredictor(Predictor):
     """Ranked moments for free-text queries; remembers the folder it was loaded from so a
     video file is featurised with the extractor the model was trained on."""
 
@@ -31,8 +33,7 @@ class GroundingPredictor:
         if getattr(model, "task", None) != "grounding":
             raise ConfigError(f"GroundingPredictor needs a grounding model, got task {getattr(model, 'task', None)!r}")
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
-        self.ckpt = ckpt
+        super().__init__(model.to(self.device).eval(), ckpt)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device | None = None) -> GroundingPredictor:
@@ -42,30 +43,26 @@ class GroundingPredictor:
         dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
         return cls(load_model(path, map_location=dev), dev, Path(path))
 
-    def predict(self, features: np.ndarray | torch.Tensor, queries: str | Sequence[str], duration: float,
-                top_k: int | None = None) -> list[list[list[float]]]:
+    def predict(self, video: VideoInput, queries: str | Sequence[str], duration: float | None = None,
+                top_k: int | None = None, extractor: str | None = None,
+                extractor_model: str | None = None) -> list[list[list[float]]]:
         """Per query, its windows ``[start_s, end_s, score]`` ranked best first.
 
-        ``features`` is the video's raw [T, D] clip features (as in the training feature
-        store; resampling is done here); ``duration`` is the video length in seconds.
+        ``video`` is a video file (decoded and featurised as the training features were, or
+        with ``extractor`` / ``extractor_model``; ``duration`` defaults to the decoded length)
+        or the video's raw [T, D] clip features (as in the training feature store; resampling
+        is done here; ``duration``, the video length in seconds, is then required).
         """
         texts = [queries] if isinstance(queries, str) else list(queries)
         if not texts or not all(isinstance(q, str) and q.strip() for q in texts):
             raise DataError("queries must be one or more non-empty strings")
-        raw = features.detach().cpu().numpy() if isinstance(features, torch.Tensor) else features
-        return self._ranked([("input", raw, duration, texts)], top_k)
+        raw, seconds = self.features_of(video, duration, extractor, extractor_model)
+        return self._ranked([("input", raw, seconds, texts)], top_k)  # type: ignore[list-item]
 
     def predict_video(self, video: str | Path, queries: str | Sequence[str], top_k: int | None = None,
                       extractor: str | None = None) -> list[list[list[float]]]:
-        """:meth:`predict` on a video file, extracted as the training features were (or with
-        ``extractor``); the duration is the decoded video's."""
-        from vidlang.video.features import features_for_checkpoint
-
-        if self.ckpt is None:
-            raise DataError("predict_video needs a predictor loaded with from_pretrained (it reads the "
-                            "extractor from the checkpoint's training features)")
-        feats, seconds = features_for_checkpoint(self.ckpt, video, extractor)
-        return self.predict(feats, queries, seconds, top_k)
+        """:meth:`predict` on a video file (kept for callers of the older name)."""
+        return self.predict(Path(video), queries, None, top_k, extractor)
 
     def predict_many(self, videos: Sequence[tuple[np.ndarray, float]], query: str,
                      top_k: int | None = None) -> list[list[list[float]]]:
@@ -112,7 +109,10 @@ class GroundingPredictor:
             items.append(GroundingItem(vid, prepare_features(np.asarray(raw), spec, vid),
                                        float(duration), records))
         batch = to_device(collate_grounding(items), self.device)
-        preds = {str(p["qid"]): p["pred_relevant_windows"] for p in self.model.predict(batch)}
+        ranked = self.model.predict(batch)  # per query: its ranked candidate windows
+        # the one post-processing step (suppression etc., as the pipeline applies it) acts on
+        # ``ranked`` here, before the windows are read and cut to ``top_k``
+        preds = {str(p["qid"]): p["pred_relevant_windows"] for p in ranked}
         out = []
         for i in range(qid):
             windows = [[float(x) for x in w] for w in preds[str(i)]]

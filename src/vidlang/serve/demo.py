@@ -56,7 +56,8 @@ def build_demo_collection(out: str | Path, n_videos: int = 60, seed: int = 0, pr
     from vidlang.data.features import open_feature_store
     from vidlang.engine.config import load_config
     from vidlang.engine.run import train
-    from vidlang.index.folder import embed_store, store_source, write_index_folder
+    from vidlang.index.folder import store_source, write_index_folder
+    from vidlang.inference.retrieval import embed_collection
     from vidlang.serve.media import transcode_for_web
     from vidlang.video.collection import extract_collection, list_videos
     from vidlang.video.extractors import build_extractor
@@ -86,7 +87,7 @@ def build_demo_collection(out: str | Path, n_videos: int = 60, seed: int = 0, pr
     if not (paths.index / "meta.json").is_file():
         say(f"indexing {len(entries)} videos -> {paths.index}")
         # what `vidlang index build --ckpt RETRIEVAL --features FEATURES --out INDEX` does
-        emb, ids, durations, identity = embed_store(paths.retrieval, paths.features)
+        emb, ids, durations, identity = embed_collection(paths.retrieval, paths.features)
         index = write_index_folder(paths.index, emb, ids, durations, identity,
                                    store_source(paths.features, None))
         say(f"indexed {len(index)} videos (faiss flat, dim {index.meta.dim}) -> {paths.index}")
