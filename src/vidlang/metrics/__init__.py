@@ -24,6 +24,7 @@ from vidlang.metrics.grounding import (
 )
 from vidlang.metrics.iou import max_iou_to_gt, paired_iou, temporal_iou
 from vidlang.metrics.nms import batched_nms, nms, nms_windows, soft_nms
+from vidlang.metrics.postprocess import GroundingPostprocess
 from vidlang.metrics.qa import mc_accuracy
 from vidlang.metrics.qvhighlights import evaluate_qvhighlights
 from vidlang.metrics.retrieval import dual_softmax, qb_norm, retrieval_metrics
@@ -46,6 +47,7 @@ __all__ = [
     "retrieval_metrics",
     "step_recall",
     "GroundingConvention",
+    "GroundingPostprocess",
     "GroundingResult",
     "batched_nms",
     "evaluate_grounding",

@@ -82,8 +82,6 @@ class MMNConfig:
     # (fast on CPU, deterministic). Upstream keeps DistilBERT's dropout on while frozen: false.
     cache_frozen_text: bool = True
     score_power: float = 0.5           # p in ((cos_mm + 1) / 2)^p
-    nms_thresh: float = 0.5
-    max_predictions: Optional[int] = None   # cap after NMS (None = keep all survivors)
     rank_masked_cells: bool = False    # 2D-TAN ranks every upper-triangle cell (masked score 0)
 
 
@@ -108,9 +106,6 @@ def validate_config(cfg: MMNConfig) -> None:
     _check(cfg.num_positive >= 1, "num_positive", "must be >= 1")
     _check(cfg.tau_video > 0 and cfg.tau_sent > 0, "tau_video", "temperatures must be > 0")
     _check(cfg.max_iou > cfg.min_iou, "max_iou", "must exceed min_iou")
-    _check(0 < cfg.nms_thresh <= 1, "nms_thresh", "must be in (0, 1]")
-    _check(cfg.max_predictions is None or cfg.max_predictions >= 1, "max_predictions",
-           "must be >= 1 or null")
 
 
 def build_mmn_text_encoder(cfg: TextEncoderConfig) -> TextEncoder:
@@ -304,8 +299,9 @@ class MMN(VidlangModel):
 
     @torch.no_grad()
     def predict(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
-        from vidlang.metrics import nms
-
+        """Every candidate cell per query as ``[start_s, end_s, score]``, best score first
+        (ties in cell order), without suppression: NMS and the top-k cap are the evaluation
+        convention's post-processing step (:mod:`vidlang.metrics.postprocess`)."""
         rank = self(batch).rank
         n = self.cfg.num_clips
         candidates = torch.ones_like(self.mask2d).triu() if self.cfg.rank_masked_cells \
@@ -319,9 +315,8 @@ class MMN(VidlangModel):
             keep = torch.ones_like(scores, dtype=torch.bool) if self.cfg.rank_masked_cells \
                 else scores > 0
             spans = cell_index_to_seconds(ii[keep].cpu(), jj[keep].cpu(), n, duration)
-            kept = nms(spans.numpy(), scores[keep].numpy(), self.cfg.nms_thresh,
-                       self.cfg.max_predictions)
-            windows = torch.cat([spans, scores[keep][:, None]], dim=1)[torch.as_tensor(kept)]
+            order = scores[keep].sort(descending=True, stable=True).indices
+            windows = torch.cat([spans, scores[keep][:, None]], dim=1)[order]
             preds.append({"qid": qid, "vid": batch["video_ids"][int(batch["query_video"][q])],
                           "pred_relevant_windows": windows.tolist()})
         return preds
@@ -336,8 +331,6 @@ class TwoDTANConfig(MMNConfig):
     contrastive_weight: float = 0.0
     text: TextEncoderConfig = field(default_factory=lambda: TextEncoderConfig(name="minilm"))
     rank_masked_cells: bool = True
-    nms_thresh: float = 0.45           # 2D-TAN's Charades pool setting
-    max_predictions: Optional[int] = 5
 
 
 @MODELS.register("2dtan")
