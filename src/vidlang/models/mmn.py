@@ -61,10 +61,11 @@ class MMNConfig:
     conv_algorithm: str = "auto"
     fusion: str = "late"               # "late" (MMN, cosine) or "early" (2D-TAN, Hadamard)
     joint_dim: int = 256               # width of the joint space (late fusion)
-    # text encoder by name (minilm offline by default; the paper uses hf distilbert-base-uncased),
-    # frozen while epoch <= freeze_epochs, then trained at lr_mult x the base lr
-    text: TextEncoderConfig = field(
-        default_factory=lambda: TextEncoderConfig(name="minilm", freeze_epochs=4, lr_mult=0.1))
+    # the paper's text encoder, DistilBERT (mean-pooled), frozen while epoch <= freeze_epochs,
+    # then trained at lr_mult x the base lr. vidlang never downloads weights: give text.path a
+    # local copy of distilbert-base-uncased, or use text.name=minilm (bundled, offline)
+    text: TextEncoderConfig = field(default_factory=lambda: TextEncoderConfig(
+        name="hf", path="distilbert-base-uncased", freeze_epochs=4, lr_mult=0.1))
     min_iou: float = 0.5               # scaled-IoU target t_min
     max_iou: float = 1.0               # scaled-IoU target t_max
     iou_logit_scale: float = 10.0      # s_iou = sigmoid(scale * cos)
@@ -329,7 +330,10 @@ class TwoDTANConfig(MMNConfig):
     batch_norm: bool = False
     fusion: str = "early"
     contrastive_weight: float = 0.0
-    text: TextEncoderConfig = field(default_factory=lambda: TextEncoderConfig(name="minilm"))
+    # upstream: GloVe + 3-layer LSTM (last state); the `word` encoder with an LSTM stands in
+    # (text.path: a GloVe file for the paper setting; without one the embeddings are hashed)
+    text: TextEncoderConfig = field(default_factory=lambda: TextEncoderConfig(
+        name="word", pooling="last", lstm_layers=3, lstm_hidden=512))
     rank_masked_cells: bool = True
 
 
