@@ -180,18 +180,10 @@ def _predict(run: Path, data: Path) -> list[list[list[float]]]:
     from vidlang.data.synthvl import FEATURES_FILE
 
     proc = run_vidlang("predict", "--ckpt", run, "--features", data / FEATURES_FILE, "--video-id",
-                       _first_video(data), "--query", "a person opens a door", "--query",
+                       "test_00000", "--query", "a person opens a door", "--query",
                        "someone sits down", "--top-k", "0", timeout=300)
     assert proc.returncode == 0, proc.stderr
     return [json.loads(line)["pred_relevant_windows"] for line in proc.stdout.splitlines()]
-
-
-def _first_video(data: Path) -> str:
-    from vidlang.data.synthvl import FEATURES_FILE
-    from vidlang.data.features import open_feature_store
-
-    with open_feature_store(data / FEATURES_FILE) as store:
-        return sorted(store.keys())[0]
 
 
 def test_predict_applies_the_recorded_eval_setting_and_old_folders_load(tiny_run, tmp_path: Path) -> None:
