@@ -33,8 +33,8 @@ def effective_nms(cfg: Any) -> dict[str, Any] | None:
         post = gp.grounding_postprocess(cfg)
         return {"thresh": post.convention.nms_thresh, "kind": post.convention.nms_kind,
                 "cap": post.convention.topk_cap}
-    from vidlang.metrics import resolve_convention
     from vidlang.errors import ConfigError
+    from vidlang.metrics import resolve_convention
 
     options = dict(cfg.eval.overrides)   # as score_grounding resolved it before the redesign
     dataset = options.pop("dataset", None)

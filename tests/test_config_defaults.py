@@ -194,16 +194,21 @@ def test_predict_applies_the_recorded_eval_setting_and_old_folders_load(tiny_run
     assert all(_pairwise_max_iou(w) <= 0.5 for w in base)
     folder = tmp_path / "run"
     shutil.copytree(run, folder)
-    config = next(folder.rglob("config.yaml"))
-    text = config.read_text()
-    assert "nms_thresh" not in text
+    configs = sorted(folder.rglob("config.yaml"))   # the run's, best/'s and last/'s
+    text = configs[0].read_text()
+    assert "nms_thresh" not in text and all(c.read_text() == text for c in configs)
+
+    def record(new_text: str) -> None:
+        for c in configs:
+            c.write_text(new_text)
+
     # a folder recorded before the move: the model section carried the NMS keys
-    config.write_text(text.replace("  rank_masked_cells:", "  nms_thresh: 0.5\n  max_predictions: null\n"
-                                                       "  rank_masked_cells:"))
+    record(text.replace("  rank_masked_cells:", "  nms_thresh: 0.5\n  max_predictions: null\n"
+                                                "  rank_masked_cells:"))
     assert _predict(folder, data) == base
-    config.write_text(text.replace("  rank_masked_cells:", "  nms_thresh: 0.2\n  rank_masked_cells:"))
-    strict = _predict(folder, data)
+    record(text.replace("  rank_masked_cells:", "  nms_thresh: 0.2\n  rank_masked_cells:"))
+    strict = _predict(folder, data)   # migrated to eval.overrides.nms_thresh=0.2
     assert all(_pairwise_max_iou(w) <= 0.2 for w in strict) and strict != base
-    config.write_text(text.replace("  overrides: {}", "  overrides:\n    nms_thresh: 0.9"))
+    record(text.replace("  overrides: {}", "  overrides:\n    nms_thresh: 0.9"))
     loose = _predict(folder, data)
     assert sum(map(len, loose)) > sum(map(len, base))
