@@ -198,12 +198,12 @@ def migrate_moved_keys(raw: DictConfig) -> DictConfig:
              and old.split(".", 1)[1] in raw[old.split(".", 1)[0]]}
     if not found:
         return raw
-    from vidlang.engine.pipelines.grounding import grounding_postprocess
+    from vidlang.metrics.postprocess import GroundingPostprocess
 
     cfg = build_config(raw)
     if cfg.task != "grounding":
         return raw
-    conv = grounding_postprocess(cfg).convention
+    conv = GroundingPostprocess.from_eval(cfg.eval.preset, cfg.eval.overrides, cfg.data.dataset).convention
     current = {"eval.overrides.nms_thresh": conv.nms_thresh, "eval.overrides.topk_cap": conv.topk_cap}
     for old, value in found.items():
         new = MOVED_KEYS[old][0]

@@ -12,13 +12,14 @@ preset's value) decides suppression everywhere.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from vidlang.metrics.conventions import GroundingConvention
+from vidlang.errors import ConfigError
+from vidlang.metrics.conventions import GroundingConvention, resolve_convention
 from vidlang.metrics.nms import batched_nms
 
 
@@ -41,6 +42,25 @@ class GroundingPostprocess:
     """Ranking + NMS + top-k cap of a :class:`GroundingConvention`, applied to predictions."""
 
     convention: GroundingConvention
+
+    @classmethod
+    def from_eval(cls, preset: str, overrides: Mapping[str, Any], dataset: str | None) -> GroundingPostprocess:
+        """The step of an ``eval`` section: ``preset`` with its per-dataset settings for
+        ``dataset`` (when the preset has them and ``overrides`` names no ``dataset``), then
+        ``overrides``. Errors name the ``eval`` key."""
+        options = dict(overrides)
+        chosen = options.pop("dataset", None)
+        if chosen is None and dataset is not None:
+            try:
+                resolve_convention(preset, dataset)
+                chosen = dataset
+            except ConfigError:
+                pass  # no per-dataset settings for this preset: use the preset's defaults
+        try:
+            return cls(resolve_convention(preset, chosen, **options))
+        except ConfigError as e:
+            key = "eval.preset" if str(e).startswith("unknown grounding preset") else "eval.overrides"
+            raise ConfigError(f"{key}: {e}") from None
 
     def windows(self, windows: Sequence[Sequence[float]] | np.ndarray) -> list[list[float]]:
         """One query's candidate ``[s, e, score]`` rows -> the kept rows, best first."""

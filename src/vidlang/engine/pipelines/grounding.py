@@ -141,21 +141,7 @@ def grounding_postprocess(cfg: ExperimentConfig) -> GroundingPostprocess:
     with its per-dataset settings for ``data.dataset`` (when the preset has them and
     ``eval.overrides`` names no ``dataset``), then ``eval.overrides``. The pipeline and the
     predictor both apply it. Errors name the ``eval`` key."""
-    from vidlang.metrics import resolve_convention
-
-    options = dict(cfg.eval.overrides)
-    dataset = options.pop("dataset", None)
-    if dataset is None:
-        try:
-            resolve_convention(cfg.eval.preset, cfg.data.dataset)
-            dataset = cfg.data.dataset
-        except ConfigError:
-            pass  # no per-dataset settings for this preset: use the preset's defaults
-    try:
-        return GroundingPostprocess(resolve_convention(cfg.eval.preset, dataset, **options))
-    except ConfigError as e:
-        key = "eval.preset" if str(e).startswith("unknown grounding preset") else "eval.overrides"
-        raise ConfigError(f"{key}: {e}") from None
+    return GroundingPostprocess.from_eval(cfg.eval.preset, cfg.eval.overrides, cfg.data.dataset)
 
 
 def score_grounding(predictions: list[dict[str, Any]], ground_truth: list[dict[str, Any]],
