@@ -59,7 +59,9 @@ def test_train_eval_predict_commands(tmp_path, experiment):
     assert res.exit_code == 0, res.output
     lines = [json.loads(x) for x in res.output.strip().splitlines()]
     assert [x["query"] for x in lines] == ["a person jumps", "a person waves"]
-    assert all(len(x["pred_relevant_windows"]) == 2 for x in lines)
+    # the run's eval convention (mmn: NMS 0.5) post-processes the windows, then --top-k cuts
+    assert all(1 <= len(x["pred_relevant_windows"]) <= 2 for x in lines)
+    assert any(len(x["pred_relevant_windows"]) == 2 for x in lines)
 
 
 def test_predictor_matches_model_predict(tmp_path, experiment):

@@ -57,17 +57,24 @@ def test_cpu_config_trains_and_predicts(tiny_synthvl: Path, config: str) -> None
 
     model.eval()
     test_batch = next(iter(pipeline.eval_loader("test")))
-    preds = model.predict(test_batch)
+    raw = model.predict(test_batch)
+    for p in raw:   # ranked candidates, no suppression: NMS is the pipeline's post-processing
+        scores = [w[2] for w in p["pred_relevant_windows"]]
+        assert scores == sorted(scores, reverse=True)
+    preds = pipeline.eval_step(model, test_batch)
+    conv = pipeline.postprocess.convention
+    assert sum(map(len, (p["pred_relevant_windows"] for p in preds))) < \
+        sum(map(len, (p["pred_relevant_windows"] for p in raw)))
     assert [p["qid"] for p in preds] == test_batch["qids"]
     for p, video in zip(preds, test_batch["query_video"].tolist()):
         duration = float(test_batch["durations"][video])
         windows = p["pred_relevant_windows"]
         assert windows, "every query gets at least one window"
-        if model.cfg.max_predictions is not None:
-            assert len(windows) <= model.cfg.max_predictions
+        if conv.topk_cap is not None:
+            assert len(windows) <= conv.topk_cap
         scores = [w[2] for w in windows]
         assert scores == sorted(scores, reverse=True)
         for i, w in enumerate(windows):
             assert 0.0 <= w[0] < w[1] <= duration + 1e-6
             for other in windows[:i]:
-                assert _iou(w, other) <= model.cfg.nms_thresh + 1e-9, "NMS leaves no overlap"
+                assert _iou(w, other) <= conv.nms_thresh + 1e-9, "NMS leaves no overlap"

@@ -129,4 +129,8 @@ def test_paper_configs_carry_the_paper_values(name: str) -> None:
         assert cfg.optim.scheduler.name == "multistep" and m.batch_norm and m.fusion == "late"
     else:
         assert m.fusion == "early" and not m.batch_norm and m.contrastive_weight == 0
-        assert cfg.eval.preset == "2dtan" and m.max_predictions == 5
+        from vidlang.engine.pipelines.grounding import grounding_postprocess
+
+        conv = grounding_postprocess(cfg).convention
+        assert cfg.eval.preset == "2dtan" and conv.topk_cap == 5 and conv.nms_thresh == \
+            {"charades_sta": 0.45, "activitynet": 0.5, "tacos": 0.4}[name.split("/")[1]]

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_model as _st_load
 from safetensors.torch import save_model as _st_save
 
-from vidlang.engine.config import build_config, load_raw_config, save_config
+from vidlang.engine.config import load_recorded_config, save_config
 from vidlang.engine.schema import ExperimentConfig
 from vidlang.errors import ConfigError, DataError
 
@@ -70,7 +70,7 @@ def resolve_model_dir(path: str | Path) -> Path:
 
 def load_config_of(path: str | Path) -> ExperimentConfig:
     """The experiment config saved with a model folder."""
-    return build_config(load_raw_config(resolve_model_dir(path) / CONFIG))
+    return load_recorded_config(resolve_model_dir(path) / CONFIG)
 
 
 def build_model(cfg: ExperimentConfig) -> Any:
@@ -92,7 +92,7 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu",
     :class:`ConfigError` naming both, raised before any weights are read.
     """
     folder = resolve_model_dir(path)
-    cfg = build_config(load_raw_config(folder / CONFIG))
+    cfg = load_recorded_config(folder / CONFIG)
     model = build_model(cfg)
     if expect is not None and not isinstance(model, expect):
         raise ConfigError(f"{path}: holds a {type(model).__name__}, not a {expect.__name__}")

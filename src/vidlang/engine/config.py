@@ -163,6 +163,64 @@ def check_number_ranges(run: RunConfig) -> None:
                               f"(betas[{i}] = {beta})")
 
 
+# keys that moved: old dotted key -> (new dotted key, why). An experiment config or --set that
+# still sets an old key gets a ConfigError naming the new one; a config.yaml recorded in a run
+# folder before the move is migrated by load_recorded_config.
+MOVED_KEYS: dict[str, tuple[str, str]] = {
+    "model.nms_thresh": ("eval.overrides.nms_thresh",
+                         "suppression is the evaluation's post-processing step, applied by the "
+                         "pipeline and the predictor; a model's predict returns every ranked candidate"),
+    "model.max_predictions": ("eval.overrides.topk_cap",
+                              "the cap after NMS is part of the evaluation's post-processing step"),
+}
+
+
+def check_moved_keys(raw: DictConfig) -> None:
+    """One :class:`ConfigError` for the first :data:`MOVED_KEYS` key ``raw`` still sets."""
+    for old, (new, why) in MOVED_KEYS.items():
+        section, key = old.split(".", 1)
+        node = raw.get(section)
+        if isinstance(node, DictConfig) and key in node:
+            raise ConfigError(f"{old}: this key moved to {new} ({why}); set "
+                              f"{new}={node[key]} instead (or drop it to use eval.preset's value)")
+
+
+def migrate_moved_keys(raw: DictConfig) -> DictConfig:
+    """A recorded run config with the :data:`MOVED_KEYS` keys moved to their new place.
+
+    The old model keys decided what the predictor returned, so where one differs from what the
+    recorded ``eval`` section gives, it becomes the ``eval.overrides`` value (logged by name)."""
+    import logging
+
+    found = {old: raw[old.split(".", 1)[0]].pop(old.split(".", 1)[1])
+             for old in MOVED_KEYS
+             if isinstance(raw.get(old.split(".", 1)[0]), DictConfig)
+             and old.split(".", 1)[1] in raw[old.split(".", 1)[0]]}
+    if not found:
+        return raw
+    from vidlang.metrics.postprocess import GroundingPostprocess
+
+    cfg = build_config(raw)
+    if cfg.task != "grounding":
+        return raw
+    conv = GroundingPostprocess.from_eval(cfg.eval.preset, cfg.eval.overrides, cfg.data.dataset).convention
+    current = {"eval.overrides.nms_thresh": conv.nms_thresh, "eval.overrides.topk_cap": conv.topk_cap}
+    for old, value in found.items():
+        new = MOVED_KEYS[old][0]
+        if value != current[new]:
+            OmegaConf.update(raw, new, value, force_add=True)
+            logging.getLogger(__name__).warning(
+                "recorded config: %s=%s moved to %s (differs from eval.preset's %s)",
+                old, value, new, current[new])
+    return raw
+
+
+def load_recorded_config(path: str | Path) -> ExperimentConfig:
+    """The config.yaml saved with a run or model folder, migrated (see
+    :func:`migrate_moved_keys`) and validated."""
+    return build_config(migrate_moved_keys(load_raw_config(path)))
+
+
 def build_config(raw: DictConfig) -> ExperimentConfig:
     """Validate a merged config into typed sections (errors name the dotted key)."""
     from vidlang.registry import MODELS, PIPELINES
@@ -171,6 +229,7 @@ def build_config(raw: DictConfig) -> ExperimentConfig:
     if not isinstance(model_node, DictConfig) or not model_node.get("name"):
         raise ConfigError(f"model.name: missing; name a registered model (known: {', '.join(MODELS.names())})")
     model_name = str(model_node.name)
+    check_moved_keys(raw)
     try:
         model_cls = MODELS.get(model_name)
         pipeline_cls = PIPELINES.get(model_cls.task)

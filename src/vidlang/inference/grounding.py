@@ -23,25 +23,39 @@ import torch
 from vidlang.data.records import GroundingRecord
 from vidlang.errors import ConfigError, DataError
 from vidlang.inference.base import Predictor, VideoInput
+from vidlang.metrics.postprocess import GroundingPostprocess
 
 
 class GroundingPredictor(Predictor):
     """Ranked moments for free-text queries; remembers the folder it was loaded from so a
     video file is featurised with the extractor the model was trained on."""
 
-    def __init__(self, model: Any, device: str | torch.device = "cpu", ckpt: Path | None = None) -> None:
+    def __init__(self, model: Any, device: str | torch.device = "cpu", ckpt: Path | None = None,
+                 postprocess: GroundingPostprocess | None = None) -> None:
+        """``postprocess``: the NMS / top-k step applied to the model's ranked candidates
+        (:func:`vidlang.engine.pipelines.grounding.grounding_postprocess` of the training
+        config; ``from_pretrained`` builds it from the folder's config.yaml). None: the
+        default ``eval`` section's (preset ``mmn``)."""
         if getattr(model, "task", None) != "grounding":
             raise ConfigError(f"GroundingPredictor needs a grounding model, got task {getattr(model, 'task', None)!r}")
         self.device = torch.device(device)
         super().__init__(model.to(self.device).eval(), ckpt)
+        if postprocess is None:
+            from vidlang.metrics import resolve_convention
+
+            postprocess = GroundingPostprocess(resolve_convention())
+        self.postprocess = postprocess
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device | None = None) -> GroundingPredictor:
-        """Load a model folder (or a run folder holding ``best/`` or ``last/``)."""
-        from vidlang.engine.checkpoint import load_model
+        """Load a model folder (or a run folder holding ``best/`` or ``last/``); its recorded
+        ``eval`` settings decide suppression, as they did in evaluation."""
+        from vidlang.engine.checkpoint import load_config_of, load_model
+        from vidlang.engine.pipelines.grounding import grounding_postprocess
 
         dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        return cls(load_model(path, map_location=dev), dev, Path(path))
+        return cls(load_model(path, map_location=dev), dev, Path(path),
+                   grounding_postprocess(load_config_of(path)))
 
     def predict(self, video: VideoInput, queries: str | Sequence[str], duration: float | None = None,
                 top_k: int | None = None, extractor: str | None = None,
@@ -109,10 +123,8 @@ class GroundingPredictor(Predictor):
             items.append(GroundingItem(vid, prepare_features(np.asarray(raw), spec, vid),
                                        float(duration), records))
         batch = to_device(collate_grounding(items), self.device)
-        ranked = self.model.predict(batch)  # per query: its ranked candidate windows
-        # the one post-processing step (suppression etc., as the pipeline applies it) acts on
-        # ``ranked`` here, before the windows are read and cut to ``top_k``
-        preds = {str(p["qid"]): p["pred_relevant_windows"] for p in ranked}
+        preds = {str(p["qid"]): p["pred_relevant_windows"]
+                 for p in self.postprocess(self.model.predict(batch))}
         out = []
         for i in range(qid):
             windows = [[float(x) for x in w] for w in preds[str(i)]]

@@ -22,6 +22,7 @@ from vidlang.metrics.grounding import (
     evaluate_grounding,
     evaluate_grounding_detailed,
 )
+from vidlang.metrics.postprocess import GroundingPostprocess
 from vidlang.metrics.qa import mc_accuracy
 from vidlang.metrics.qvhighlights import evaluate_qvhighlights
 from vidlang.metrics.retrieval import dual_softmax, qb_norm, retrieval_metrics
@@ -46,6 +47,7 @@ __all__ = [
     "retrieval_metrics",
     "step_recall",
     "GroundingConvention",
+    "GroundingPostprocess",
     "GroundingResult",
     "batched_nms",
     "evaluate_grounding",

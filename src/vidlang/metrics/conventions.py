@@ -93,6 +93,9 @@ DATASET_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
     ("2dtan", "charades_sta"): {"thresholds": (0.5, 0.7), "nms_thresh": 0.45},
     ("2dtan", "activitynet"): {"thresholds": (0.3, 0.5, 0.7), "nms_thresh": 0.5},
     ("2dtan", "tacos"): {"thresholds": (0.1, 0.3, 0.5, 0.7), "nms_thresh": 0.4},
+    # SynthVL small is Charades-shaped (N 16): 2D-TAN's Charades NMS (what TwoDTANConfig set
+    # before suppression moved out of the model), the preset's thresholds
+    ("2dtan", "synthvl"): {"nms_thresh": 0.45},
     ("cpl", "charades_sta"): {},
     ("cpl", "activitynet"): {},
 }

@@ -16,7 +16,7 @@ import numpy as np
 
 from vidlang.metrics.conventions import GroundingConvention, resolve_convention
 from vidlang.metrics.inputs import WindowArrays, window_arrays
-from vidlang.ops.nms import batched_nms
+from vidlang.metrics.postprocess import rank_windows
 from vidlang.ops.windows import max_iou_to_gt
 
 CHUNK_QUERIES = 8192  # bounds the temporaries of the (Q, P) NMS rounds
@@ -69,13 +69,7 @@ def kept_window_ious(pred: np.ndarray, scores: np.ndarray, pred_valid: np.ndarra
                      rounds: int) -> np.ndarray:
     """(Q, rounds) best-over-GT IoU of the first ``rounds`` windows left after ranking and NMS;
     -1 where a query has fewer windows."""
-    if not conv.sort_by_score:
-        scores = -np.broadcast_to(np.arange(pred.shape[1], dtype=np.float64), scores.shape)
-    if conv.topk_cap is not None:
-        rounds = min(rounds, conv.topk_cap)
-    kind = conv.nms_kind if conv.nms_thresh is not None else "hard"
-    kept = batched_nms(pred, scores, pred_valid, conv.nms_thresh, rounds, kind=kind,
-                       sigma=conv.soft_sigma)
+    kept = rank_windows(pred, scores, pred_valid, conv, rounds)
     windows = np.take_along_axis(pred, np.maximum(kept, 0)[:, :, None], axis=1)
     iou = max_iou_to_gt(windows, gt, gt_valid)
     return np.where(kept >= 0, iou, -1.0)
@@ -162,6 +156,13 @@ def evaluate_grounding_detailed(predictions: Sequence[dict[str, Any]], ground_tr
                                 **overrides: Any) -> GroundingResult:
     """Like :func:`evaluate_grounding`, returning the convention and skipped queries too."""
     conv = resolve_convention(preset, dataset, **overrides)
+    return score_with_convention(predictions, ground_truth, conv)
+
+
+def score_with_convention(predictions: Sequence[dict[str, Any]], ground_truth: Sequence[Any],
+                          conv: GroundingConvention) -> GroundingResult:
+    """Score under an already resolved convention (the pipeline passes its post-processing
+    step's :meth:`~vidlang.metrics.postprocess.GroundingPostprocess.scoring_convention`)."""
     return SCORERS.get(conv.name, _score_ranked)(predictions, ground_truth, conv)
 
 

@@ -35,7 +35,6 @@ from vidlang.models.blocks.proposal_map import (
     iou_target_map,
 )
 from vidlang.models.feature_dim import dim_mismatch, require_dim
-from vidlang.ops.nms import nms
 from vidlang.registry import MODELS
 from vidlang.text.base import TextEncoder
 from vidlang.text.cache import FrozenTextCache, shared_text_cache
@@ -63,10 +62,11 @@ class MMNConfig:
     conv_algorithm: str = "auto"
     fusion: str = "late"               # "late" (MMN, cosine) or "early" (2D-TAN, Hadamard)
     joint_dim: int = 256               # width of the joint space (late fusion)
-    # text encoder by name (minilm offline by default; the paper uses hf distilbert-base-uncased),
-    # frozen while epoch <= freeze_epochs, then trained at lr_mult x the base lr
-    text: TextEncoderConfig = field(
-        default_factory=lambda: TextEncoderConfig(name="minilm", freeze_epochs=4, lr_mult=0.1))
+    # the paper's text encoder, DistilBERT (mean-pooled), frozen while epoch <= freeze_epochs,
+    # then trained at lr_mult x the base lr. vidlang never downloads weights: give text.path a
+    # local copy of distilbert-base-uncased, or use text.name=minilm (bundled, offline)
+    text: TextEncoderConfig = field(default_factory=lambda: TextEncoderConfig(
+        name="hf", path="distilbert-base-uncased", freeze_epochs=4, lr_mult=0.1))
     min_iou: float = 0.5               # scaled-IoU target t_min
     max_iou: float = 1.0               # scaled-IoU target t_max
     iou_logit_scale: float = 10.0      # s_iou = sigmoid(scale * cos)
@@ -84,8 +84,6 @@ class MMNConfig:
     # (fast on CPU, deterministic). Upstream keeps DistilBERT's dropout on while frozen: false.
     cache_frozen_text: bool = True
     score_power: float = 0.5           # p in ((cos_mm + 1) / 2)^p
-    nms_thresh: float = 0.5
-    max_predictions: Optional[int] = None   # cap after NMS (None = keep all survivors)
     rank_masked_cells: bool = False    # 2D-TAN ranks every upper-triangle cell (masked score 0)
 
     @property
@@ -116,9 +114,6 @@ def validate_config(cfg: MMNConfig) -> None:
     _check(cfg.num_positive >= 1, "num_positive", "must be >= 1")
     _check(cfg.tau_video > 0 and cfg.tau_sent > 0, "tau_video", "temperatures must be > 0")
     _check(cfg.max_iou > cfg.min_iou, "max_iou", "must exceed min_iou")
-    _check(0 < cfg.nms_thresh <= 1, "nms_thresh", "must be in (0, 1]")
-    _check(cfg.max_predictions is None or cfg.max_predictions >= 1, "max_predictions",
-           "must be >= 1 or null")
 
 
 def build_mmn_text_encoder(cfg: TextEncoderConfig) -> TextEncoder:
@@ -312,6 +307,9 @@ class MMN(VidlangModel):
 
     @torch.no_grad()
     def predict(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every candidate cell per query as ``[start_s, end_s, score]``, best score first
+        (ties in cell order), without suppression: NMS and the top-k cap are the evaluation
+        convention's post-processing step (:mod:`vidlang.metrics.postprocess`)."""
         rank = self(batch).rank
         n = self.cfg.num_clips
         candidates = torch.ones_like(self.mask2d).triu() if self.cfg.rank_masked_cells \
@@ -325,9 +323,8 @@ class MMN(VidlangModel):
             keep = torch.ones_like(scores, dtype=torch.bool) if self.cfg.rank_masked_cells \
                 else scores > 0
             spans = cell_index_to_seconds(ii[keep].cpu(), jj[keep].cpu(), n, duration)
-            kept = nms(spans.numpy(), scores[keep].numpy(), self.cfg.nms_thresh,
-                       self.cfg.max_predictions)
-            windows = torch.cat([spans, scores[keep][:, None]], dim=1)[torch.as_tensor(kept)]
+            order = scores[keep].sort(descending=True, stable=True).indices
+            windows = torch.cat([spans, scores[keep][:, None]], dim=1)[order]
             preds.append({"qid": qid, "vid": batch["video_ids"][int(batch["query_video"][q])],
                           "pred_relevant_windows": windows.tolist()})
         return preds
@@ -340,10 +337,11 @@ class TwoDTANConfig(MMNConfig):
     batch_norm: bool = False
     fusion: str = "early"
     contrastive_weight: float = 0.0
-    text: TextEncoderConfig = field(default_factory=lambda: TextEncoderConfig(name="minilm"))
+    # upstream: GloVe + 3-layer LSTM (last state); the `word` encoder with an LSTM stands in
+    # (text.path: a GloVe file for the paper setting; without one the embeddings are hashed)
+    text: TextEncoderConfig = field(default_factory=lambda: TextEncoderConfig(
+        name="word", pooling="last", lstm_layers=3, lstm_hidden=512))
     rank_masked_cells: bool = True
-    nms_thresh: float = 0.45           # 2D-TAN's Charades pool setting
-    max_predictions: Optional[int] = 5
 
 
 @MODELS.register("2dtan")

@@ -37,6 +37,7 @@ from vidlang.engine.pipelines.features import (  # noqa: F401  (prepare_features
 )
 from vidlang.engine.schema import DataConfig, ExperimentConfig
 from vidlang.errors import ConfigError, DataError, RegistryError
+from vidlang.metrics.postprocess import GroundingPostprocess
 from vidlang.ops.padding import pad_rows
 from vidlang.registry import PIPELINES
 
@@ -135,25 +136,22 @@ def load_records(data: DataConfig, split: str) -> tuple[list[GroundingRecord], A
     return list(records), report
 
 
+def grounding_postprocess(cfg: ExperimentConfig) -> GroundingPostprocess:
+    """The one post-processing step (ranking, NMS, top-k cap) of ``cfg``: ``eval.preset``
+    with its per-dataset settings for ``data.dataset`` (when the preset has them and
+    ``eval.overrides`` names no ``dataset``), then ``eval.overrides``. The pipeline and the
+    predictor both apply it. Errors name the ``eval`` key."""
+    return GroundingPostprocess.from_eval(cfg.eval.preset, cfg.eval.overrides, cfg.data.dataset)
+
+
 def score_grounding(predictions: list[dict[str, Any]], ground_truth: list[dict[str, Any]],
                     cfg: ExperimentConfig) -> dict[str, Any]:
-    """``vidlang.metrics.evaluate_grounding`` with ``eval.preset`` and ``eval.overrides``; the
-    preset's per-dataset settings (thresholds, NMS) for ``data.dataset`` apply when the preset
-    has them and ``eval.overrides`` names no ``dataset``. Errors name the ``eval`` key."""
-    from vidlang.metrics import evaluate_grounding, resolve_convention
+    """Grounding metrics of post-processed ``predictions`` (see :func:`grounding_postprocess`)
+    under ``cfg``'s convention; suppression already ran, so the metrics do not repeat it."""
+    from vidlang.metrics.grounding import score_with_convention
 
-    options = dict(cfg.eval.overrides)
-    if "dataset" not in options:
-        try:
-            resolve_convention(cfg.eval.preset, cfg.data.dataset)
-            options["dataset"] = cfg.data.dataset
-        except ConfigError:
-            pass  # no per-dataset settings for this preset: use the preset's defaults
-    try:
-        return evaluate_grounding(predictions, ground_truth, preset=cfg.eval.preset, **options)
-    except ConfigError as e:
-        key = "eval.preset" if str(e).startswith("unknown grounding preset") else "eval.overrides"
-        raise ConfigError(f"{key}: {e}") from None
+    conv = grounding_postprocess(cfg).scoring_convention()
+    return score_with_convention(predictions, ground_truth, conv).metrics
 
 
 @PIPELINES.register("grounding")
@@ -171,6 +169,7 @@ class GroundingPipeline(TaskPipeline):
         self._records: dict[str, list[GroundingRecord]] = {k: list(v) for k, v in (records or {}).items()}
         self._features: FeatureSource | Callable[[], FeatureSource] = feature_source(cfg.data, features)
         self.memo = feature_memo(cfg.data)
+        self.postprocess = grounding_postprocess(cfg)
 
     @classmethod
     def check_config(cls, cfg: ExperimentConfig) -> None:
@@ -212,6 +211,10 @@ class GroundingPipeline(TaskPipeline):
         return make_loader(ds, collate_grounding, self.data.eval_batch_size, shuffle=False,
                            seed=self.cfg.seed, num_workers=self.data.num_workers,
                            rank=rank, world_size=world_size, pad=False)
+
+    def eval_step(self, model: Any, batch: dict[str, Any]) -> Any:
+        """The model's ranked candidates, post-processed (NMS, cap) by :attr:`postprocess`."""
+        return self.postprocess(model.predict(batch))
 
     def predictions(self, outputs: Sequence[Any], split: str) -> list[dict[str, Any]]:
         """One moment_detr-style prediction per record of ``split``, in record order."""
