@@ -10,8 +10,8 @@ import lightning as L
 import pytest
 import torch
 from safetensors.torch import load_file
-
 from test_engine import toy_config, toy_pipeline
+
 from vidlang.engine.resume import atomic_write, check_training_state
 from vidlang.engine.run import LAST_CKPT, train
 from vidlang.errors import DataError, NonFiniteError

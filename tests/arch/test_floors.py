@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 #: the intended floors of issue 13, bottom to top; a package may import its own
 #: floor's other packages only where no loop results (checked below)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
+from retrieval_toy import HashWordEncoder, is_content  # noqa: E402
 from vidlang.errors import ConfigError
 from vidlang.losses.multilevel import (
     clip_centres,
@@ -20,9 +18,6 @@ from vidlang.losses.multilevel import (
 from vidlang.models.base import TrainState
 from vidlang.models.multilevel import MultiLevelConfig
 from vidlang.ops.windows import pairwise_window_iou
-
-sys.path.insert(0, str(Path(__file__).parent))
-from retrieval_toy import HashWordEncoder, is_content  # noqa: E402
 
 
 def test_clip_centres_tile_the_duration() -> None:
