@@ -175,15 +175,14 @@ def test_eval_nms_setting_changes_results_and_old_key_is_refused(tiny_run, tmp_p
 
 
 def _predict(run: Path, data: Path) -> list[list[list[float]]]:
-    import json
-
+    """What ``vidlang predict --ckpt RUN --features STORE --video-id test_00000`` computes, in
+    process (the CLI builds this predictor; tests/cli/test_engine_cli.py runs the command)."""
     from vidlang.data.synthvl import FEATURES_FILE
+    from vidlang.inference import GroundingPredictor
 
-    proc = run_vidlang("predict", "--ckpt", run, "--features", data / FEATURES_FILE, "--video-id",
-                       "test_00000", "--query", "a person opens a door", "--query",
-                       "someone sits down", "--top-k", "0", timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    return [json.loads(line)["pred_relevant_windows"] for line in proc.stdout.splitlines()]
+    predictor = GroundingPredictor.from_pretrained(run, device="cpu")
+    return predictor.predict_from_store(data / FEATURES_FILE, "test_00000",
+                                        ["a person opens a door", "someone sits down"])
 
 
 def test_predict_applies_the_recorded_eval_setting_and_old_folders_load(tiny_run, tmp_path: Path) -> None:
