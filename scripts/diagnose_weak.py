@@ -167,7 +167,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from vidlang.engine.checkpoint import build_model, load_model, resolve_model_dir
     from vidlang.engine.config import load_config
-    from vidlang.engine.run import build_pipeline, train
+    from vidlang.engine.evaluation import build_pipeline
+    from vidlang.engine.run import train
 
     overrides = list(args.overrides) + ([f"data.root={args.root}"] if args.root else [])
     if args.ckpt is not None:

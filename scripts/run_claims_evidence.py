@@ -122,8 +122,8 @@ def fit(cfg: Any, select: Callable[[dict[str, Any]], float], max_epochs: int, pa
     epochs after at least ``min_epochs`` (or ``max_epochs``); return (model at the best epoch,
     pipeline, curve, best epoch)."""
     from vidlang.engine.checkpoint import build_model
+    from vidlang.engine.evaluation import build_pipeline, run_eval_outputs
     from vidlang.engine.optim import build_optimizer
-    from vidlang.engine.run import build_pipeline, run_eval_outputs
     from vidlang.models.base import TrainState, VidlangModel
 
     torch.manual_seed(cfg.seed)
@@ -209,7 +209,7 @@ def twin_accuracy(sim: torch.Tensor, owner: list[int], video_ids: list[str], roo
 def run_retrieval(name: str, config: str, extra: list[str], seed: int, root: Path,
                   args: argparse.Namespace) -> dict[str, Any]:
     from vidlang.engine.config import load_config
-    from vidlang.engine.run import run_eval_outputs
+    from vidlang.engine.evaluation import run_eval_outputs
     from vidlang.losses.contrastive import negnce_diagnostics
 
     cfg = load_config(config, [f"data.root={root}", f"seed={seed}", "trainer.progress_bar=false",
@@ -276,7 +276,7 @@ def load_diagnose() -> Any:
 def run_ccr(name: str, config: str, extra: list[str], seed: int, root: Path, spurious: float,
             args: argparse.Namespace) -> dict[str, Any]:
     from vidlang.engine.config import load_config
-    from vidlang.engine.run import run_eval_outputs
+    from vidlang.engine.evaluation import run_eval_outputs
 
     sizes = CCR_SIZES if args.ccr_preset == "tiny" else []
     cfg = load_config(config, [f"data.root={root}", f"seed={seed}", "trainer.progress_bar=false",

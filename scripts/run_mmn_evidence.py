@@ -255,8 +255,8 @@ def run_variant(name: str, data: Path, seed: int, epochs: int | None, out: Path,
     from vidlang.data.synthvl import FEATURES_FILE, read_meta
     from vidlang.engine import evaluate, load_config, train
     from vidlang.engine.checkpoint import build_model
+    from vidlang.engine.evaluation import build_pipeline
     from vidlang.engine.pipelines.grounding import GroundingPipeline
-    from vidlang.engine.run import build_pipeline
 
     config, blind, folder = VARIANTS[name]
     dim = int(read_meta(data)["params"]["feature_dim"])

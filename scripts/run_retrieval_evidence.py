@@ -76,7 +76,8 @@ def ensure_data(args: argparse.Namespace, out: Path) -> Path:
 def run_one(config: str, overrides: list[str], run_dir: Path) -> tuple[dict[str, Any], float]:
     """Train, score the last epoch on test, drop the checkpoints; (metrics, seconds)."""
     from vidlang.engine.config import load_config
-    from vidlang.engine.run import build_pipeline, run_eval_outputs, train
+    from vidlang.engine.evaluation import build_pipeline, run_eval_outputs
+    from vidlang.engine.run import train
 
     start = time.perf_counter()
     if run_dir.exists():

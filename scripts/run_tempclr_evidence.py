@@ -71,7 +71,7 @@ def run_one(config: str, overrides: list[str], run_dir: Path) -> dict[str, Any]:
         shutil.rmtree(run_dir)
     result = train(cfg, run_dir)
     model = result.model.eval()
-    from vidlang.engine.run import build_pipeline
+    from vidlang.engine.evaluation import build_pipeline
 
     pipe = build_pipeline(cfg, model)
     split = cfg.data.test_split

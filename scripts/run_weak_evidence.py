@@ -50,7 +50,7 @@ def make_data(out: Path, preset: str, spurious: float) -> Path:
 
 
 def score(model: Any, cfg: Any, split: str) -> dict[str, float]:
-    from vidlang.engine.run import build_pipeline, run_eval_outputs
+    from vidlang.engine.evaluation import build_pipeline, run_eval_outputs
 
     pipe = build_pipeline(cfg, model)
     metrics = pipe.evaluate(model, run_eval_outputs(model, pipe, split), split)
@@ -73,7 +73,7 @@ def run_one(job: dict[str, Any]) -> list[dict[str, Any]]:
     out_dir = Path(job["run_dir"])
     if job["variant"] == UNTRAINED:
         from vidlang.engine.checkpoint import build_model
-        from vidlang.engine.run import build_pipeline
+        from vidlang.engine.evaluation import build_pipeline
 
         torch.manual_seed(job["seed"])
         model = build_model(cfg)

@@ -33,7 +33,7 @@ def test_retrieval_eval_prints_where_it_wrote_and_no_grounding_preset(tiny: Path
 
 
 def test_grounding_eval_report_names_its_preset_and_folder(tiny: Path, tmp_path: Path) -> None:
-    from vidlang.engine.run import evaluate
+    from vidlang.engine.evaluation import evaluate
 
     run = train_tiny_mmn(tiny, tmp_path / "m")
     cfg = load_config("mmn/cpu", [*TINY_MMN, f"data.root={tiny}"])

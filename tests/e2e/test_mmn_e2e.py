@@ -27,7 +27,7 @@ def _iou(a: list[float], b: list[float]) -> float:
 def test_cpu_config_trains_and_predicts(tiny_synthvl: Path, config: str) -> None:
     from vidlang.engine import load_config
     from vidlang.engine.checkpoint import build_model
-    from vidlang.engine.run import build_pipeline
+    from vidlang.engine.evaluation import build_pipeline
     from vidlang.models.base import TrainState
 
     cfg = load_config(config, [f"data.root={tiny_synthvl}", "model.input_dim=32", "seed=0",

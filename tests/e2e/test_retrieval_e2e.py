@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from vidlang.engine.config import load_config
-from vidlang.engine.run import build_pipeline, run_eval_outputs, train
+from vidlang.engine.evaluation import build_pipeline, run_eval_outputs
+from vidlang.engine.run import train
 
 TINY = ["model.video_dim=32", "model.embed_dim=32", "model.text.name=word", "model.text.dim=32",
         "model.text.vocab_size=2000", "data.batch_size=16", "data.select_split=null",

@@ -96,7 +96,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Score a trained model; grounding writes predictions.jsonl and metrics.json."""
         from vidlang.engine.config import load_config
-        from vidlang.engine.run import evaluate
+        from vidlang.engine.evaluation import evaluate
 
         cfg = load_config(config, set_ or [])
         report = evaluate(cfg, ckpt, split=split, out_dir=out)

@@ -21,7 +21,7 @@ _EXPORTS = {
     "build_config": "vidlang.engine.config",
     "save_config": "vidlang.engine.config",
     "train": "vidlang.engine.run",
-    "evaluate": "vidlang.engine.run",
+    "evaluate": "vidlang.engine.evaluation",
     "TrainResult": "vidlang.engine.run",
     "load_model": "vidlang.engine.checkpoint",
     "save_pretrained": "vidlang.engine.checkpoint",

@@ -1,4 +1,5 @@
-"""Train and evaluate an experiment: the code behind ``vidlang train`` and ``vidlang eval``.
+"""Train an experiment: the code behind ``vidlang train`` (evaluation, ``vidlang eval``, lives in
+:mod:`vidlang.engine.evaluation`, which needs no Lightning).
 
 Run folder layout (``--out``)::
 
@@ -24,18 +25,15 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 
 from vidlang.engine.checkpoint import (
-    INFO,
     build_model,
-    load_model,
-    resolve_model_dir,
     save_pretrained,
 )
 from vidlang.engine.config import save_config
 from vidlang.engine.dims import resolve_feature_dims
+from vidlang.engine.evaluation import build_pipeline
 from vidlang.engine.module import VidlangLightningModule
 from vidlang.engine.paths import with_absolute_paths
 from vidlang.engine.pipelines.base import TaskPipeline, flatten_metrics, resolve_metric_key
@@ -71,13 +69,6 @@ class TrainResult:
     def model_dir(self) -> Path:
         """The selected model: ``best/`` when a selection split was evaluated, else ``last/``."""
         return self.best_dir or self.last_dir
-
-
-def build_pipeline(cfg: ExperimentConfig, model: Any) -> TaskPipeline:
-    """The registered pipeline of the model's task."""
-    from vidlang.registry import PIPELINES
-
-    return PIPELINES.get(model.task)(cfg, model.feature_spec())
 
 
 class ExportBest(L.Callback):
@@ -258,52 +249,4 @@ def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = False,
     return TrainResult(out, last_dir, best_dir, export.best_score, model, export.best_key, module.last_metrics)
 
 
-def to_device(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device)
-    if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(v, device) for v in batch)
-    return batch
-
-
-@torch.no_grad()
-def run_eval_outputs(model: Any, pipeline: TaskPipeline, split: str, progress: bool = False) -> list[Any]:
-    """Every eval step's output over ``split`` (one process); ``progress``: a bar on stderr."""
-    from vidlang.engine.progress import progress_iter
-
-    device = next(iter(model.parameters()), torch.empty(0)).device
-    model.eval()
-    batches = progress_iter(pipeline.eval_loader(split), f"eval {split}", enabled=progress)
-    return [pipeline.eval_step(model, to_device(b, device)) for b in batches]
-
-
-def evaluate(cfg: ExperimentConfig, ckpt: str | Path, *, split: str | None = None,
-             out_dir: str | Path | None = None, pipeline: TaskPipeline | None = None,
-             device: str | None = None) -> dict[str, Any]:
-    """Score the model in ``ckpt`` on ``split`` (default ``data.test_split``) with ``cfg``'s
-    data and eval settings; writes the pipeline's files (grounding: ``predictions.jsonl``,
-    ``metrics.json``) into ``out_dir`` (default ``<ckpt>/eval_<split>``)."""
-    folder = resolve_model_dir(ckpt)
-    split = split or cfg.data.test_split
-    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_model(folder, map_location=dev)
-    if model.task != cfg.task:
-        raise ConfigError(f"model.name: checkpoint holds a {model.task} model, config is {cfg.task}")
-    pipe = pipeline if pipeline is not None else build_pipeline(cfg, model)
-    outputs = run_eval_outputs(model, pipe, split, progress=cfg.trainer.progress_bar)
-    metrics = pipe.evaluate(model, outputs, split)
-    info_path = folder / INFO
-    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
-    out = Path(out_dir) if out_dir is not None else folder / f"eval_{split}"
-    # eval.preset is a grounding convention; other tasks name theirs in the metric keys
-    preset = {"preset": cfg.eval.preset} if cfg.task == "grounding" else {}
-    report = {"split": split, "checkpoint": str(folder), **preset,
-              "selected_on": info.get("selected_on"), "test_selected": bool(info.get("test_selected")),
-              "out_dir": str(out), "metrics": metrics}
-    pipe.write_outputs(outputs, report, split, out)
-    return report
-
-
-__all__ = ["TrainResult", "evaluate", "train", "build_pipeline", "VidlangError"]
+__all__ = ["TrainResult", "train", "VidlangError"]

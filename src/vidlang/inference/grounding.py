@@ -104,7 +104,7 @@ class GroundingPredictor(Predictor):
             collate_grounding,
             prepare_features,
         )
-        from vidlang.engine.run import to_device
+        from vidlang.ops.device import to_device
 
         if top_k is not None and top_k < 0:
             raise ConfigError(f"top_k: must be >= 0 (0 or None = all windows), got {top_k}")
