@@ -23,9 +23,11 @@ class BaseMetric:
         self.predictions: list[Any] = []
         self.ground_truth: list[Any] = []
 
-    def process(self, predictions: Sequence[Any], ground_truth: Sequence[Any]) -> None:
+    def process(self, predictions: Sequence[Any], ground_truth: Sequence[Any] | None = None) -> None:
+        """Add one batch; ``ground_truth`` may be left out by metrics whose outputs carry it."""
         self.predictions.extend(predictions)
-        self.ground_truth.extend(ground_truth)
+        if ground_truth is not None:
+            self.ground_truth.extend(ground_truth)
 
     def reset(self) -> None:
         self.predictions.clear()
