@@ -36,11 +36,12 @@ serve: install
 	$(VENV)/bin/vidlang serve serve_demo/index --grounding-ckpt serve_demo/mmn --videos serve_demo/web $(SERVE_ARGS)
 
 # the suite is mostly subprocesses of the CLI (one-line errors, kill-and-resume, a browser):
-# two pytest-xdist workers keep it under 10 minutes on 2 cores (TEST_WORKERS=0: one process)
+# two pytest-xdist workers keep it near 10 minutes on 2 cores; worksteal evens out the long CLI
+# tests at the end (TEST_WORKERS=0: one process)
 TEST_WORKERS ?= 2
 test: install
 	$(VENV)/bin/ruff check src tests benchmarks
-	$(PY) -m pytest -q -n $(TEST_WORKERS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 # The newest release of every dependency (no constraints) in a fresh .venv-latest: run before
 # `make constraints VENV=.venv-latest` moves the lock, or to see what an update breaks.
