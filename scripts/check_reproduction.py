@@ -86,7 +86,7 @@ def fingerprint(folder: Path) -> dict[str, Any]:
 
 def run(out: Path, only: list[str] | None) -> int:
     out.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", VIDLANG_NO_PROGRESS="1",
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
     result: dict[str, Any] = {"commit": _commit(), "jobs": {}}
     for name, task, argv in JOBS:
