@@ -118,6 +118,10 @@ def run(name: str, data: np.ndarray, queries: np.ndarray, args: argparse.Namespa
     truth = topk_ids(exact, queries, k)
     p50, p99 = latency_ms(exact, queries[: args.latency_queries], k)
     print(f"flat  latency p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  recall@10 1.000 (reference)")
+    # near-ties at the cut: an index that swaps the 10th and 11th of such a query misses a slot
+    gaps = np.array([row[k - 1].score - row[k].score for row in exact.search(queries, k + 1)])
+    print(f"flat  queries whose 10th and 11th exact scores differ by < 1e-5: {int((gaps < 1e-5).sum())}, "
+          f"< 1e-4: {int((gaps < 1e-4).sum())} (of {len(gaps)})")
     del exact
     gc.collect()
     if milvus:
