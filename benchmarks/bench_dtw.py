@@ -176,6 +176,7 @@ def free_dtw(on: bool) -> Iterator[None]:
 def tempclr_step(preset: str, steps: int, rounds: int) -> None:
     from vidlang.data.synthvl import generate
     from vidlang.engine.config import load_config
+    from vidlang.engine.dims import resolve_feature_dims
     from vidlang.models.base import TrainState
     from vidlang.registry import MODELS, PIPELINES
 
@@ -184,6 +185,7 @@ def tempclr_step(preset: str, steps: int, rounds: int) -> None:
                         shuffled_order_distractors=0.5)
         overrides = [f"data.root={root}"] + (["model.video_dim=32"] if preset == "tiny" else [])
         cfg = load_config("tempclr/synthvl_cpu", overrides)
+        resolve_feature_dims(cfg)
         torch.manual_seed(cfg.seed)
         model = MODELS.get(cfg.model_name)(cfg.model)
         pipeline = PIPELINES.get(model.task)(cfg, model.feature_spec())
