@@ -186,3 +186,45 @@ def test_release_eval_zeroes_last_row_for_longest_videos() -> None:
                 rows = [sequence_distance(cost[None, :k], kind="dtw")[0] for k in (n - 1, n)]
                 want = min(rows)
             assert abs(float(got[p, v]) - float(want)) < 1e-9
+
+
+@pytest.mark.parametrize("permute", ["text", "video"])
+@pytest.mark.parametrize("cost", ["cosine", "dot"])
+def test_permuted_costs_equal_the_costs_of_reordered_sequences(permute: str, cost: str) -> None:
+    """One cost matrix re-ordered == a cost matrix per re-ordered sequence, values and grads."""
+    from vidlang.losses.tempclr import order_costs, order_costs_reference
+
+    gen = torch.Generator().manual_seed(7)
+    text = torch.randn(3, 4, 6, generator=gen, dtype=torch.float64, requires_grad=True)
+    video = torch.randn(3, 5, 6, generator=gen, dtype=torch.float64, requires_grad=True)
+    side = 4 if permute == "text" else 5
+    perms, _ = batch_permutations([side, 3, 2], 6, torch.Generator().manual_seed(0), side)
+    fast = order_costs(text, video, perms, permute, cost)
+    ref = order_costs_reference(text, video, perms, permute, cost)
+    assert fast.shape == ref.shape == (3 * 7, 4, 5)
+    torch.testing.assert_close(fast, ref, rtol=0, atol=1e-12)
+    weights = torch.randn(fast.shape, generator=gen, dtype=torch.float64)
+    g_fast = torch.autograd.grad((fast * weights).sum(), (text, video))
+    g_ref = torch.autograd.grad((ref * weights).sum(), (text, video))
+    for a, b in zip(g_fast, g_ref):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    # a re-ordered slot really is re-ordered: slot 1 of video 0 differs from the true order
+    assert not torch.equal(fast[1], fast[0])
+
+
+def test_permutation_negatives_draws_the_listed_orders_in_seeded_order() -> None:
+    """The cached order table gives what listing the permutations per call gave."""
+    from vidlang.losses.tempclr import permutation_negatives
+
+    for length in range(1, 8):
+        for exclude in (True, False):
+            listed = [p for p in itertools.permutations(range(length))
+                      if not (exclude and p == tuple(range(length)))]
+            gen_a, gen_b = torch.Generator().manual_seed(length), torch.Generator().manual_seed(length)
+            got = permutation_negatives(length, 31, gen_a, exclude_identity=exclude)
+            order = torch.randperm(len(listed), generator=gen_b)[:31].tolist()
+            assert got.tolist() == [list(listed[i]) for i in order]
+            got[:] = -1  # mutating the returned tensor must not touch the cached table
+            again = permutation_negatives(length, 31, torch.Generator().manual_seed(length),
+                                          exclude_identity=exclude)
+            assert again.tolist() == [list(listed[i]) for i in order]

@@ -11,6 +11,7 @@ have at least one negative. :func:`clip_info_nce` is the project's InfoNCE
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -25,6 +26,17 @@ from vidlang.registry import LOSSES
 MAX_EXHAUSTIVE = 7  # lengths up to 7 (5,040 orders) are enumerated exhaustively
 
 
+@functools.lru_cache(maxsize=2 * MAX_EXHAUSTIVE)
+def _all_orders(length: int, exclude_identity: bool) -> torch.Tensor:
+    """Every order of ``range(length)`` in lexicographic order [P, length] (without the
+    identity when asked), built once per length: listing 120 tuples per video per step
+    was most of a TempCLR step's Python time."""
+    identity = tuple(range(length))
+    perms = [p for p in itertools.permutations(range(length))
+             if not (exclude_identity and p == identity)]
+    return torch.tensor(perms, dtype=torch.long).reshape(len(perms), length)
+
+
 def permutation_negatives(length: int, num: int = 31, generator: torch.Generator | None = None,
                           exclude_identity: bool = True) -> torch.Tensor:
     """Up to ``num`` distinct orders [K, length] of ``range(length)``, seeded by ``generator``.
@@ -37,20 +49,18 @@ def permutation_negatives(length: int, num: int = 31, generator: torch.Generator
         raise ValueError(f"length must be >= 1, got {length}")
     identity = tuple(range(length))
     if length <= MAX_EXHAUSTIVE:
-        perms = [p for p in itertools.permutations(range(length))
-                 if not (exclude_identity and p == identity)]
-        order = torch.randperm(len(perms), generator=generator)[:num].tolist()
-        chosen = [perms[i] for i in order]
-    else:
-        available = math.factorial(length) - int(exclude_identity)
-        seen: set[tuple[int, ...]] = set()
-        chosen = []
-        while len(chosen) < min(num, available):
-            p = tuple(torch.randperm(length, generator=generator).tolist())
-            if p in seen or (exclude_identity and p == identity):
-                continue
-            seen.add(p)
-            chosen.append(p)
+        table = _all_orders(length, exclude_identity)
+        order = torch.randperm(table.shape[0], generator=generator)[:num]
+        return table[order]
+    available = math.factorial(length) - int(exclude_identity)
+    seen: set[tuple[int, ...]] = set()
+    chosen: list[tuple[int, ...]] = []
+    while len(chosen) < min(num, available):
+        p = tuple(torch.randperm(length, generator=generator).tolist())
+        if p in seen or (exclude_identity and p == identity):
+            continue
+        seen.add(p)
+        chosen.append(p)
     return torch.tensor(chosen, dtype=torch.long).reshape(len(chosen), length)
 
 
@@ -94,13 +104,38 @@ def batch_permutations(lengths: Sequence[int], num: int, generator: torch.Genera
     return perms, valid
 
 
+def _orders(perms: torch.Tensor) -> torch.Tensor:
+    """[B, K, L] -> [B, K + 1, L]: the true order (identity) first, then the K orders."""
+    batch, _, length = perms.shape
+    identity = torch.arange(length, device=perms.device).expand(batch, 1, length)
+    return torch.cat([identity, perms], dim=1)
+
+
 def _with_orders(x: torch.Tensor, perms: torch.Tensor) -> torch.Tensor:
     """[B, L, D] -> [B * (K + 1), L, D]: the true order, then each of the K orders [B, K, L]."""
     batch, num, length = perms.shape
-    orders = torch.cat([torch.arange(length, device=perms.device).expand(batch, 1, length), perms],
-                       dim=1)
+    orders = _orders(perms)
     gathered = x.gather(1, orders.reshape(batch, -1, 1).expand(-1, -1, x.shape[-1]))
     return gathered.reshape(batch * (num + 1), length, x.shape[-1])
+
+
+def permuted_costs(base: torch.Tensor, perms: torch.Tensor, permute: str = "text") -> torch.Tensor:
+    """Cost matrices of every order [B * (K + 1), N, M] from the true-order costs [B, N, M].
+
+    A pairwise cost of a re-ordered sequence is the same cost matrix with its rows (text) or
+    columns (video) re-ordered, so the K + 1 matrices are one gather of [B, N, M] instead of
+    K + 1 cost computations over [B * (K + 1), L, D] embeddings (most of a TempCLR step's
+    time before). Equal to computing the costs of :func:`_with_orders` sequences up to the
+    rounding of the cost's own matmul (pinned by tests/losses/test_tempclr_loss.py)."""
+    batch, n, m = base.shape
+    slots = perms.shape[1] + 1
+    orders = _orders(perms)
+    if permute == "text":
+        index = orders.reshape(batch, slots * n, 1).expand(-1, -1, m)
+        return base.gather(1, index).reshape(batch * slots, n, m)
+    index = orders[:, :, None, :].expand(batch, slots, n, m).reshape(batch, slots * n, m)
+    return _repeat(base, slots).reshape(batch, slots * n, m).gather(2, index).reshape(
+        batch * slots, n, m)
 
 
 def _repeat(x: torch.Tensor, times: int) -> torch.Tensor:
@@ -109,6 +144,25 @@ def _repeat(x: torch.Tensor, times: int) -> torch.Tensor:
 
 
 PERMUTED_SIDES = ("text", "video")
+
+
+def order_costs(text: torch.Tensor, video: torch.Tensor, perms: torch.Tensor, permute: str,
+                cost: str) -> torch.Tensor:
+    """[B * (K + 1), N, M] costs of the true order and each shuffled order: the true-order
+    cost matrix, re-ordered (:func:`permuted_costs`)."""
+    return permuted_costs(COSTS.get(cost)(text, video), perms, permute)
+
+
+def order_costs_reference(text: torch.Tensor, video: torch.Tensor, perms: torch.Tensor,
+                          permute: str, cost: str) -> torch.Tensor:
+    """The same costs computed the direct way, one cost matrix per re-ordered sequence (the
+    code before issue 16): the oracle of the tests and the "before" of ``bench_dtw.py``."""
+    slots = perms.shape[1] + 1
+    if permute == "text":
+        seqs, vids = _with_orders(text, perms), _repeat(video, slots)
+    else:
+        seqs, vids = _repeat(text, slots), _with_orders(video, perms)
+    return COSTS.get(cost)(seqs, vids)
 
 
 def sequence_contrastive_loss(text: torch.Tensor, text_mask: torch.Tensor, video: torch.Tensor,
@@ -126,11 +180,7 @@ def sequence_contrastive_loss(text: torch.Tensor, text_mask: torch.Tensor, video
     if permute not in PERMUTED_SIDES:
         raise ValueError(f"permute must be one of {PERMUTED_SIDES}, got {permute!r}")
     slots = perms.shape[1] + 1
-    if permute == "text":
-        seqs, vids = _with_orders(text, perms), _repeat(video, slots)
-    else:
-        seqs, vids = _repeat(text, slots), _with_orders(video, perms)
-    costs = COSTS.get(cost)(seqs, vids)
+    costs = order_costs(text, video, perms, permute, cost)
     rmask, cmask = _repeat(text_mask, slots), _repeat(video_mask, slots)
     dist = sequence_distance(costs, rmask, cmask, kind=kind, gamma=gamma)
     if symmetric_otam and "otam" in kind:  # the release trains on OTAM(D) + OTAM(D^T)
