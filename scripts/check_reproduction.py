@@ -118,8 +118,27 @@ def _commit() -> str:
         return "unknown"
 
 
+def _load_fingerprint(path: Path) -> dict[str, Any] | None:
+    """A fingerprint file's content, or None after printing one line saying what is wrong."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        print(f"{path}: cannot read it ({exc.strerror or exc}); make one with `run --out DIR`")
+        return None
+    except json.JSONDecodeError as exc:
+        print(f"{path}: not JSON (line {exc.lineno}: {exc.msg})")
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("jobs"), dict):
+        print(f"{path}: not a fingerprint (no 'jobs' object); make one with `run --out DIR`")
+        return None
+    return data
+
+
 def compare(a_path: Path, b_path: Path) -> int:
-    a, b = json.loads(a_path.read_text()), json.loads(b_path.read_text())
+    """Exit status: 0 identical, 1 some number differs, 2 a file is missing or malformed."""
+    a, b = _load_fingerprint(a_path), _load_fingerprint(b_path)
+    if a is None or b is None:
+        return 2
     differ = 0
     for job in sorted(set(a["jobs"]) | set(b["jobs"])):
         na = a["jobs"].get(job, {}).get("numbers")
@@ -135,7 +154,7 @@ def compare(a_path: Path, b_path: Path) -> int:
             print(f"{job}: ... and {len(bad) - 20} more")
         print(f"{job}: {len(na)} numbers, {'identical' if not bad else f'{len(bad)} differ'}")
         differ += len(bad)
-    print(f"{a['commit']} vs {b['commit']}: {'identical' if not differ else f'{differ} differences'}")
+    print(f"{a.get('commit', a_path)} vs {b.get('commit', b_path)}: {'identical' if not differ else f'{differ} differences'}")
     return 1 if differ else 0
 
 

@@ -46,3 +46,20 @@ def test_compare_is_identical_only_when_every_number_matches(tmp_path: Path, cap
     assert repro.compare(fa, fc) == 1
     out = capsys.readouterr().out
     assert "run/metrics.json.metrics.mIoU: 48.4 != 48.41" in out and "1 differences" in out
+
+
+def test_compare_names_a_missing_or_malformed_file_in_one_line(tmp_path: Path, capsys) -> None:
+    a = tmp_path / "a"
+    _write(a, {"metrics": {"mIoU": 48.4}}, [])
+    fa = _fingerprint(a, "old")
+    assert repro.compare(fa, tmp_path / "nope.json") == 2
+    out = capsys.readouterr().out.strip()
+    assert out.startswith(f"{tmp_path / 'nope.json'}: cannot read it") and "\n" not in out
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json", encoding="utf-8")
+    assert repro.compare(bad, fa) == 2
+    assert "bad.json: not JSON (line 1" in capsys.readouterr().out
+    other = tmp_path / "other.json"
+    other.write_text('{"a": 1}', encoding="utf-8")
+    assert repro.compare(fa, other) == 2
+    assert "not a fingerprint" in capsys.readouterr().out
