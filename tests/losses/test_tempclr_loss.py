@@ -228,3 +228,19 @@ def test_permutation_negatives_draws_the_listed_orders_in_seeded_order() -> None
             again = permutation_negatives(length, 31, torch.Generator().manual_seed(length),
                                           exclude_identity=exclude)
             assert again.tolist() == [list(listed[i]) for i in order]
+
+
+def test_batch_permutations_equal_drawing_video_by_video() -> None:
+    """The grouped lookup gives the orders permutation_negatives draws per video in turn."""
+    from vidlang.losses.tempclr import permutation_negatives
+
+    lengths = [5, 3, 1, 5, 9, 2, 7, 3]
+    perms, valid = batch_permutations(lengths, 31, torch.Generator().manual_seed(11), 9)
+    gen = torch.Generator().manual_seed(11)
+    for b, n in enumerate(lengths):
+        p = permutation_negatives(n, 31, gen)
+        k = p.shape[0]
+        assert torch.equal(perms[b, :k, :n], p)
+        assert valid[b].tolist() == [True] * k + [False] * (31 - k)
+        assert torch.equal(perms[b, :k, n:], torch.arange(n, 9).expand(k, -1))
+        assert torch.equal(perms[b, k:], torch.arange(9).expand(31 - k, -1))

@@ -94,13 +94,31 @@ def segment_shuffle_negatives(segments: Sequence[int], num: int = 31,
 def batch_permutations(lengths: Sequence[int], num: int, generator: torch.Generator | None,
                        max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-video sentence orders [B, K, max_len] (positions past a video's length stay in
-    place) and a mask [B, K] of which of the K slots hold a real negative."""
+    place) and a mask [B, K] of which of the K slots hold a real negative.
+
+    The generator is drawn video by video exactly as :func:`permutation_negatives` would be;
+    short videos' orders are then looked up for all videos of one length at once."""
     perms = torch.arange(max_len).repeat(len(lengths), num, 1)
     valid = torch.zeros(len(lengths), num, dtype=torch.bool)
+    drawn: dict[int, tuple[list[int], list[torch.Tensor]]] = {}
     for b, n in enumerate(lengths):
-        p = permutation_negatives(int(n), num, generator)
-        perms[b, :p.shape[0], :n] = p
-        valid[b, :p.shape[0]] = True
+        n = int(n)
+        if n < 1 or n > MAX_EXHAUSTIVE:
+            p = permutation_negatives(n, num, generator)
+            perms[b, :p.shape[0], :n] = p
+            valid[b, :p.shape[0]] = True
+            continue
+        order = torch.randperm(_all_orders(n, True).shape[0], generator=generator)[:num]
+        rows, orders = drawn.setdefault(n, ([], []))
+        rows.append(b)
+        orders.append(order)
+    for n, (rows, orders) in drawn.items():
+        chosen = _all_orders(n, True)[torch.stack(orders)]  # [G, k, n]
+        index = torch.tensor(rows)
+        k = chosen.shape[1]
+        perms[index[:, None, None], torch.arange(k)[None, :, None],
+              torch.arange(n)[None, None, :]] = chosen
+        valid[index, :k] = True
     return perms, valid
 
 
