@@ -67,6 +67,22 @@ def _bits_f64(typingctx, x):  # type: ignore[no-untyped-def]
     return types.float64(types.int64), codegen
 
 
+@intrinsic
+def _f32_bits(typingctx, x):  # type: ignore[no-untyped-def]
+    """The IEEE bits of a float32 as an int32."""
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        return builder.bitcast(args[0], ir.IntType(32))
+    return types.int32(types.float32), codegen
+
+
+@intrinsic
+def _bits_f32(typingctx, x):  # type: ignore[no-untyped-def]
+    """The float32 whose IEEE bits are the int32 ``x``."""
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        return builder.bitcast(args[0], ir.FloatType())
+    return types.float32(types.int32), codegen
+
+
 _JIT: dict[str, Any] = {"nogil": True, "cache": True, "fastmath": FASTMATH, "error_model": "numpy"}
 
 
@@ -154,28 +170,28 @@ def _log_tail_short(s: float, big: float) -> float:
     return 2.0 * s * q + _LN2 * big
 
 
-def _exp_like(x: float, w: np.ndarray) -> float:
-    """exp(x), exact for float64 weight tables ``w``, :func:`_exp_short` for float32 ones."""
-    raise NotImplementedError("compiled only")
+F32 = np.float32
+_F_MAGIC = F32(12582912.0)  # 1.5 * 2**23
+_F_LOG2E = F32(1.4426950408889634)
+_F_LN2_HI = F32(0.693359375)
+_F_LN2_LO = F32(-2.12194440e-4)
+_F_LN2 = F32(0.6931471805599453)
+_F_ONE, _F_HALF, _F_ZERO = F32(1.0), F32(0.5), F32(0.0)
 
 
-def _log_tail_like(s: float, big: float, w: np.ndarray) -> float:
-    """:func:`_log_tail`, or :func:`_log_tail_short` for float32 weight tables ``w``."""
-    raise NotImplementedError("compiled only")
-
-
-@overload(_exp_like, inline="always")
-def _exp_like_impl(x, w):  # type: ignore[no-untyped-def]
-    if w.dtype == types.float32:
-        return lambda x, w: _exp_short(x)
-    return lambda x, w: _exp(x)
-
-
-@overload(_log_tail_like, inline="always")
-def _log_tail_like_impl(s, big, w):  # type: ignore[no-untyped-def]
-    if w.dtype == types.float32:
-        return lambda s, big, w: _log_tail_short(s, big)
-    return lambda s, big, w: _log_tail(s, big)
+@numba.njit(inline="always", **_JIT)
+def _exp_f32(x: float) -> float:
+    """exp(x) in float32 for x <= 0: 0 below -87, else within ~1.5e-7 relative."""
+    xc = max(x, F32(-87.0))
+    shifted = xc * _F_LOG2E + _F_MAGIC
+    k = shifted - _F_MAGIC
+    r = (xc - k * _F_LN2_HI) - k * _F_LN2_LO
+    r2 = r * r
+    hi = (F32(1.0 / 24.0) + r * F32(1.0 / 120.0)) + r2 * (F32(1.0 / 720.0) + r * F32(1.0 / 5040.0))
+    p = (_F_ONE + r) + r2 * ((_F_HALF + r * F32(1.0 / 6.0)) + r2 * hi)
+    bits = (_f32_bits(shifted) - _f32_bits(_F_MAGIC) + 127) << 23  # type: ignore[call-arg]
+    scale = _bits_f32(np.int32(bits))  # type: ignore[call-arg]
+    return _F_ZERO if x < F32(-87.0) else p * scale
 
 
 # Strip functions. A block's grid is cut into strips of up to ``strip`` rows; inside a strip
@@ -197,14 +213,119 @@ def _uidx(f: int, lanes: int) -> tuple[int, int]:
 
 
 @numba.njit(**_ROW)
+def _soft_step_fused(v: np.ndarray, c: np.ndarray, wd: np.ndarray, wu: np.ndarray,
+                     pen: np.ndarray, u: int, f0: int, f1: int, lanes: int, shift: int,
+                     inv_gamma: float, gamma: float) -> None:
+    """One step of soft-min cells, float64 throughout (float64 weight tables):
+    r = c + softmin(diagonal, up + penalty, left). The smallest of the three gets exp(0) = 1,
+    so two exponentials per cell (``a`` / ``b``: the other two)."""
+    for fs in range(f0, f1):
+        f, fl = _uidx(fs, lanes)
+        x = v[u - 2, fl]
+        y = v[u - 1, fl] + pen[f + shift]
+        z = v[u - 1, f]
+        x_first = x <= y
+        low_xy = min(x, y)
+        z_min = z < low_xy
+        low = min(low_xy, z)
+        a = x if z_min else max(x, y)
+        b = y if z_min else z
+        pa = _exp((low - a) * inv_gamma)
+        pb = _exp((low - b) * inv_gamma)
+        inv, ls, big = _log_split(1.0 + pa + pb)
+        ex = pa if (z_min or not x_first) else 1.0
+        ey = pb if z_min else (pa if x_first else 1.0)
+        wd[u, fl] = ex * inv
+        wu[u, fl] = ey * inv
+        v[u, f] = c[u, f] + low - gamma * _log_tail(ls, big)
+
+
+@numba.njit(**_ROW)
+def _soft_step_split(v: np.ndarray, c: np.ndarray, wd: np.ndarray, wu: np.ndarray,
+                     pen: np.ndarray, u: int, f0: int, f1: int, lanes: int, shift: int,
+                     inv_gamma: float, gamma: float, low_buf: np.ndarray, tmp: np.ndarray
+                     ) -> None:
+    """:func:`_soft_step_fused` for float32 weight tables, in three loops so that each
+    vectorises at its own width: float64 (4 lanes) for the choice of the smallest
+    predecessor, float32 (8 lanes) for the exponentials, logarithm and weights, float64
+    for the value (which stays a float64 sum; only log(total) and the weights carry
+    float32 rounding). ``tmp`` rows: the two exponents, which predecessor is smallest, and
+    log(total)."""
+    for fs in range(f0, f1):
+        f, fl = _uidx(fs, lanes)
+        x = v[u - 2, fl]
+        y = v[u - 1, fl] + pen[f + shift]
+        z = v[u - 1, f]
+        x_first = x <= y
+        low_xy = min(x, y)
+        z_min = z < low_xy
+        low = min(low_xy, z)
+        a = x if z_min else max(x, y)
+        b = y if z_min else z
+        tmp[0, f] = F32((low - a) * inv_gamma)
+        tmp[1, f] = F32((low - b) * inv_gamma)
+        tmp[2, f] = F32(0.0) if z_min else (F32(1.0) if x_first else F32(2.0))  # the smallest
+        low_buf[f] = low
+    for fs in range(f0, f1):
+        f, fl = _uidx(fs, lanes)
+        pa = _exp_f32(tmp[0, f])
+        pb = _exp_f32(tmp[1, f])
+        total = _F_ONE + pa + pb
+        big = F32(total > F32(1.5))
+        w = total - _F_HALF * big * total
+        w1 = w + _F_ONE
+        d = _F_ONE / (total * w1)
+        sv = (w - _F_ONE) * total * d
+        s2 = sv * sv
+        s4 = s2 * s2
+        q = (_F_ONE + s2 * F32(1.0 / 3.0)) + s4 * (F32(1.0 / 5.0) + s2 * F32(1.0 / 7.0))
+        inv = w1 * d
+        k = tmp[2, f]
+        ex = _F_ONE if k == F32(1.0) else pa
+        ey = pb if k == F32(0.0) else (pa if k == F32(1.0) else _F_ONE)
+        wd[u, fl] = ex * inv
+        wu[u, fl] = ey * inv
+        tmp[3, f] = F32(2.0) * sv * q + _F_LN2 * big
+    for fs in range(f0, f1):
+        f, fl = _uidx(fs, lanes)
+        v[u, f] = c[u, f] + low_buf[f] - gamma * tmp[3, f]
+
+
+def _soft_step(v: np.ndarray, c: np.ndarray, wd: np.ndarray, wu: np.ndarray, pen: np.ndarray,
+               u: int, f0: int, f1: int, lanes: int, shift: int, inv_gamma: float,
+               gamma: float, low_buf: np.ndarray, tmp: np.ndarray) -> None:
+    """One step of soft-min cells: :func:`_soft_step_fused` for float64 weight tables,
+    :func:`_soft_step_split` for float32 ones."""
+    raise NotImplementedError("compiled only")
+
+
+@overload(_soft_step)
+def _soft_step_impl(v, c, wd, wu, pen, u, f0, f1, lanes, shift, inv_gamma, gamma, low_buf,
+                    tmp):  # type: ignore[no-untyped-def]
+    if wd.dtype == types.float32:
+        def split(v, c, wd, wu, pen, u, f0, f1, lanes, shift, inv_gamma, gamma, low_buf,
+                  tmp):  # type: ignore[no-untyped-def]
+            _soft_step_split(v, c, wd, wu, pen, u, f0, f1, lanes, shift, inv_gamma, gamma,
+                             low_buf, tmp)
+        return split
+
+    def fused(v, c, wd, wu, pen, u, f0, f1, lanes, shift, inv_gamma, gamma, low_buf,
+              tmp):  # type: ignore[no-untyped-def]
+        _soft_step_fused(v, c, wd, wu, pen, u, f0, f1, lanes, shift, inv_gamma, gamma)
+    return fused
+
+
+@numba.njit(**_ROW)
 def _forward_strip(v: np.ndarray, lens: np.ndarray, c: np.ndarray, wd: np.ndarray,
                    wu: np.ndarray, pen: np.ndarray, lanes: int, k_eff: int, nj: int,
-                   gamma: float, want_length: bool) -> None:
+                   gamma: float, want_length: bool, low_buf: np.ndarray, tmp: np.ndarray
+                   ) -> None:
     """Values v [T, (K+2) lanes] (and expected path lengths ``lens``) of strip slots 1..k_eff
     from slot 0 and column 0 (set by the caller), the skewed costs ``c`` and the reversed
     vertical-move penalties ``pen``; stores the diagonal / up weights of slot s at
-    ``wd[u, f - lanes]``. ``gamma`` 0: the min, one-hot weights, ties to diagonal, then up, then left
-    (the torch kernel's order)."""
+    ``wd[u, f - lanes]`` (:func:`_soft_step`; ``low_buf`` / ``tmp``: its scratch).
+    ``gamma`` 0: the min, one-hot weights, ties to diagonal, then up, then left (the torch
+    kernel's order)."""
     inv_gamma = 1.0 / gamma if gamma > 0.0 else 0.0
     for t in range(1, nj + k_eff):
         u = t + 1
@@ -212,28 +333,8 @@ def _forward_strip(v: np.ndarray, lens: np.ndarray, c: np.ndarray, wd: np.ndarra
         f1 = (min(t, k_eff) + 1) * lanes
         shift = np.uint64((nj - t - 1) * lanes)  # pen[f + shift]: column t - s + 1 of slot s
         if gamma > 0.0:
-            for fs in range(f0, f1):
-                # r = c + softmin(diagonal, up + penalty, left); the smallest of the three gets
-                # exp(0) = 1, so two exponentials (``a`` / ``b``: the other two)
-                f, fl = _uidx(fs, lanes)
-                x = v[u - 2, fl]
-                y = v[u - 1, fl] + pen[f + shift]
-                z = v[u - 1, f]
-                x_first = x <= y
-                low_xy = min(x, y)
-                z_min = z < low_xy
-                low = min(low_xy, z)
-                a = x if z_min else max(x, y)
-                b = y if z_min else z
-                pa = _exp_like((low - a) * inv_gamma, wd)
-                pb = _exp_like((low - b) * inv_gamma, wd)
-                total = 1.0 + pa + pb
-                inv, ls, big = _log_split(total)
-                ex = pa if (z_min or not x_first) else 1.0
-                ey = pb if z_min else (pa if x_first else 1.0)
-                wd[u, fl] = ex * inv
-                wu[u, fl] = ey * inv
-                v[u, f] = c[u, f] + low - gamma * _log_tail_like(ls, big, wd)
+            _soft_step(v, c, wd, wu, pen, u, f0, f1, lanes, shift, inv_gamma, gamma, low_buf,
+                       tmp)
         else:
             for fs in range(f0, f1):
                 f, fl = _uidx(fs, lanes)
@@ -306,9 +407,11 @@ def _block(cost: np.ndarray, rows: np.ndarray, cols: np.ndarray, b0: int, lanes:
                     pen[col * lanes + lane] = INF
     v = np.empty((steps, width))
     c = np.empty((steps, width))
-    lens = np.zeros((steps, width))
+    lens = np.zeros((steps if want_length else 3, width))
     wd = np.empty((strips, steps, (k + 1) * lanes), dtype=cost.dtype)
     wu = np.empty((strips, steps, (k + 1) * lanes), dtype=cost.dtype)
+    low_buf = np.empty(width)  # scratch of _soft_step_split
+    tmp = np.empty((4, width), dtype=np.float32)
     prev = np.full((nj + 1, lanes), INF)  # the row above the strip (row 0 first)
     prev[0, :] = 0.0
     prev_len = np.zeros((nj + 1, lanes))
@@ -318,7 +421,8 @@ def _block(cost: np.ndarray, rows: np.ndarray, cols: np.ndarray, b0: int, lanes:
         for u in range(nj + 1):
             for lane in range(lanes):
                 v[u, lane] = prev[u, lane]
-                lens[u, lane] = prev_len[u, lane]
+                if want_length:
+                    lens[u, lane] = prev_len[u, lane]
         for s in range(1, k_eff + 1):
             for lane in range(lanes):
                 v[s, s * lanes + lane] = INF  # column 0
@@ -335,7 +439,8 @@ def _block(cost: np.ndarray, rows: np.ndarray, cols: np.ndarray, b0: int, lanes:
                     col = j - 1 - off
                     c[j + s, s * lanes + lane] = (cost[b, i, col] if 0 <= col < width_b
                                                   else 0.0)
-        _forward_strip(v, lens, c, wd[g], wu[g], pen, lanes, k_eff, nj, gamma, want_length)
+        _forward_strip(v, lens, c, wd[g], wu[g], pen, lanes, k_eff, nj, gamma, want_length,
+                       low_buf, tmp)
         for lane in range(lanes):
             s = term_i[lane] - i0 + 1
             if 1 <= s <= k_eff and b0 + lane < batch:
@@ -429,7 +534,7 @@ def block_lanes(batch: int, threads: int) -> int:
     return max(1, min(8, per_thread))
 
 
-STRIP = 8  # rows per strip: 8 x 8 lanes = 16 independent vectors per step
+STRIP = 32  # rows per strip: long steps (up to 32 x 8 cells) amortise each loop's set-up
 
 
 def run_kernel(cost: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, gamma: float,
