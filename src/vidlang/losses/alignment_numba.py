@@ -1,22 +1,37 @@
 """Compiled CPU kernel (numba) for DTW, soft-DTW and OTAM: value, gradient and path length.
 
 The same recursions as the anti-diagonal torch kernel in :mod:`vidlang.losses.alignment`, laid
-out for a CPU: a batch is cut into blocks of pairs (:func:`block_lanes`); threads take blocks
-(``prange``) and, inside a block, every cell of the dynamic programme is one loop over the
-pairs, so the pairs are the SIMD lanes (the innermost, contiguous axis of every table).
-Ragged pairs run on the block's largest grid with zero cost outside their own ``n_b x m_b``
-block and are read at their own terminal cell; cells past the terminal cell get no gradient.
+out for a CPU. A batch is cut into blocks of ``lanes`` pairs (:func:`block_lanes`, 8); threads
+take blocks (``prange``). The pairs of a block are the SIMD lanes (the innermost axis of every
+table). Ragged pairs run on the block's largest grid with zero cost outside their own
+``n_b x m_b`` block and are read at their own terminal cell; cells past the terminal cell get
+no gradient.
 
-One call returns the values, the expected path lengths and d value / d cost (the backward
-recursion of Cuturi & Blondel, ICML 2017, from the soft-min weights the forward stores per
-cell), so the autograd backward is one multiplication. Everything is computed in float64
-(one compiled specialisation; float32 inputs come back within float32 rounding of the exact
-values, even at gamma = 0.01).
+Inside a block the grid runs in strips of up to ``strip`` rows (:data:`STRIP`, 32), held
+skewed: cell (strip row s, column j) sits at step u = j + s, position f = s * lanes + lane of
+that step's row (slot 0: the row above the strip). The cells of one step are independent (an
+anti-diagonal of the strip, for every lane) and contiguous in f, so each step is one long
+vectorised loop with no carried dependence; a plain row-by-row order would make every cell
+wait for its left neighbour's exp / log chain. Per strip the kernel keeps, all in cache: the
+skewed values (float64), the strip's costs transposed into that layout (only the strip's rows,
+never a transposed copy of the whole block) and the last row, handed to the next strip.
+Per block it keeps the diagonal and up soft-min weights of every cell (skewed, by strip) for
+the backward pass, which runs the strips bottom-up in the same skewed order (Cuturi & Blondel's
+gradient recursion, ICML 2017) and writes d value / d cost straight into the output (every
+element written once, no zero fill). One call returns values, expected path lengths and the
+gradient, so the autograd backward is one multiplication.
 
-``exp`` and ``log`` are written out (range reduction + polynomial, exact to ~1 ulp) because
-numba without Intel's SVML calls libm once per lane, which stops the loop from vectorising.
-``fastmath`` is limited to contraction (FMA): reassociation would fold the rounding trick in
-:func:`_exp` and the tables hold +inf, so ``nnan`` / ``ninf`` are not safe.
+Precision. Values always accumulate in float64. float64 inputs: float64 weights, ``exp`` /
+``log`` to ~1 ulp (:func:`_soft_step_fused`). float32 inputs (no float64 copy is made): float32
+weight tables and float32 ``exp`` / ``log`` / weights at 8 lanes (:func:`_soft_step_split`); the
+values then differ from the exact ones by well under float32 rounding of the result, the
+gradients by < 1e-6 (tests/losses/test_alignment_numba.py checks both).
+
+``exp`` and ``log`` are written out (range reduction + polynomial) because numba without
+Intel's SVML calls libm once per lane, which stops the loop from vectorising. ``fastmath`` is
+limited to contraction (FMA): reassociation would fold the rounding trick in :func:`_exp` and
+the tables hold +inf, so ``nnan`` / ``ninf`` are not safe. Results do not depend on the number
+of threads or on a pair's block or lane.
 """
 
 from __future__ import annotations
@@ -120,17 +135,6 @@ def _exp(x: float) -> float:
 
 
 @numba.njit(inline="always", **_JIT)
-def _exp_short(x: float) -> float:
-    """exp(x) for x <= 0 within 6e-9 relative (Taylor to degree 7, r^8 / 8! <= 5.2e-9; Estrin
-    order, so a shorter dependency chain): for float32 inputs, whose own rounding is 6e-8."""
-    r, scale = _exp_reduce(x)
-    r2 = r * r
-    hi = (1.0 / 24.0 + r * (1.0 / 120.0)) + r2 * (1.0 / 720.0 + r * (1.0 / 5040.0))
-    p = (1.0 + r) + r2 * ((0.5 + r * (1.0 / 6.0)) + r2 * hi)
-    return 0.0 if x < -708.0 else p * scale
-
-
-@numba.njit(inline="always", **_JIT)
 def _log_split(t: float) -> tuple[float, float, float]:
     """For t in [1, 3] (a soft-min's sum of weights, the largest being exp(0) = 1): (1 / t,
     s, big) with log t = 2 atanh(s) + big ln 2, |s| <= 0.2, from one division."""
@@ -158,15 +162,6 @@ def _log_tail(s: float, big: float) -> float:
     q = q * s2 + 1.0 / 5.0
     q = q * s2 + 1.0 / 3.0
     q = q * s2 + 1.0
-    return 2.0 * s * q + _LN2 * big
-
-
-@numba.njit(inline="always", **_JIT)
-def _log_tail_short(s: float, big: float) -> float:
-    """:func:`_log_tail` to s^9 / 9: absolute error <= 4e-9 (float32 inputs)."""
-    s2 = s * s
-    s4 = s2 * s2
-    q = (1.0 + s2 * (1.0 / 3.0)) + s4 * ((1.0 / 5.0 + s2 * (1.0 / 7.0)) + s4 * (1.0 / 9.0))
     return 2.0 * s * q + _LN2 * big
 
 
