@@ -424,16 +424,19 @@ def _block(cost: np.ndarray, rows: np.ndarray, cols: np.ndarray, b0: int, lanes:
                 if want_length:
                     lens[s, s * lanes + lane] = 0.0
         # the strip's costs, transposed into the skewed layout: zero outside each pair's block
-        for lane in range(lanes):
-            b = b0 + lane
-            for s in range(1, k_eff + 1):
-                i = i0 + s - 2
-                inside = b < batch and i < rows[b]
-                width_b = cols[b] if inside else 0
-                for j in range(1, nj + 1):
-                    col = j - 1 - off
-                    c[j + s, s * lanes + lane] = (cost[b, i, col] if 0 <= col < width_b
-                                                  else 0.0)
+        # (slot by slot, so that the lanes of one step share a cache line while it is hot)
+        for s in range(1, k_eff + 1):
+            i = i0 + s - 2
+            for lane in range(lanes):
+                b = b0 + lane
+                f = s * lanes + lane
+                width_b = cols[b] if b < batch and i < rows[b] else 0
+                for j in range(1, 1 + off):
+                    c[j + s, f] = 0.0
+                for j in range(width_b):
+                    c[j + 1 + off + s, f] = cost[b, i, j]
+                for j in range(width_b + 1 + off, nj + 1):
+                    c[j + s, f] = 0.0
         _forward_strip(v, lens, c, wd[g], wu[g], pen, lanes, k_eff, nj, gamma, want_length,
                        low_buf, tmp)
         for lane in range(lanes):
@@ -442,11 +445,12 @@ def _block(cost: np.ndarray, rows: np.ndarray, cols: np.ndarray, b0: int, lanes:
                 values[b0 + lane] = v[term_j[lane] + s, s * lanes + lane]
                 if want_length:
                     lengths[b0 + lane] = lens[term_j[lane] + s, s * lanes + lane]
-            for j in range(1, nj + 1):
+            prev[0, lane] = INF
+        for j in range(1, nj + 1):
+            for lane in range(lanes):
                 prev[j, lane] = v[j + k_eff, k_eff * lanes + lane]
                 if want_length:
                     prev_len[j, lane] = lens[j + k_eff, k_eff * lanes + lane]
-            prev[0, lane] = INF
     if not want_grad:
         return
     for lane in range(lanes):  # rows past a pair's block (the strips write the rest)
@@ -467,31 +471,34 @@ def _block(cost: np.ndarray, rows: np.ndarray, cols: np.ndarray, b0: int, lanes:
             s = term_i[lane] - i0 + 1
             seed_u[lane] = term_j[lane] + s if 1 <= s <= k_eff else -1
             seed_f[lane] = s * lanes + lane
-            # the row below the strip (slot k_eff + 1): zeros under the grid
-            for j in range(1, nj + 2):
-                inside = (not last) and j <= nj
-                e[j + k_eff + 1, (k_eff + 1) * lanes + lane] = below[j, lane] if inside else 0.0
-                wd[g, j + k_eff + 1, k_eff * lanes + lane] = wd[g + 1, j + 1, lane] if inside \
-                    else 0.0
-                wu[g, j + k_eff + 1, k_eff * lanes + lane] = wu[g + 1, j + 1, lane] if inside \
-                    else 0.0
-            for s in range(1, k_eff + 1):  # column nj + 1, right of the grid
+        # the row below the strip (slot k_eff + 1): zeros under the grid
+        f_below = (k_eff + 1) * lanes
+        for j in range(1, nj + 2):
+            inside = (not last) and j <= nj
+            for lane in range(lanes):
+                e[j + k_eff + 1, f_below + lane] = below[j, lane] if inside else 0.0
+                wd[g, j + k_eff + 1, f_below - lanes + lane] = (wd[g + 1, j + 1, lane] if inside
+                                                                else 0.0)
+                wu[g, j + k_eff + 1, f_below - lanes + lane] = (wu[g + 1, j + 1, lane] if inside
+                                                                else 0.0)
+        for s in range(1, k_eff + 1):  # column nj + 1, right of the grid
+            for lane in range(lanes):
                 e[nj + 1 + s, s * lanes + lane] = 0.0
                 wd[g, nj + 1 + s, (s - 1) * lanes + lane] = 0.0
                 wu[g, nj + 1 + s, (s - 1) * lanes + lane] = 0.0
         _backward_strip(e, wd[g], wu[g], lanes, k_eff, nj, seed_u, seed_f)
-        for lane in range(lanes):
-            for j in range(1, nj + 1):
+        for j in range(1, nj + 1):
+            for lane in range(lanes):
                 below[j, lane] = e[j + 1, lanes + lane]
-            b = b0 + lane
-            if b >= batch:
-                continue
-            for s in range(1, k_eff + 1):
-                i = i0 + s - 2
-                if i >= rows[b]:
-                    break
+        for s in range(1, k_eff + 1):  # slot by slot, as the costs came in
+            i = i0 + s - 2
+            for lane in range(lanes):
+                b = b0 + lane
+                if b >= batch or i >= rows[b]:
+                    continue
+                f = s * lanes + lane
                 for j in range(cols[b]):
-                    grad[b, i, j] = e[j + 1 + off + s, s * lanes + lane]
+                    grad[b, i, j] = e[j + 1 + off + s, f]
                 for j in range(cols[b], m):
                     grad[b, i, j] = 0.0
 
