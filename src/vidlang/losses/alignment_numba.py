@@ -7,7 +7,7 @@ table). Ragged pairs run on the block's largest grid with zero cost outside thei
 ``n_b x m_b`` block and are read at their own terminal cell; cells past the terminal cell get
 no gradient.
 
-Inside a block the grid runs in strips of up to ``strip`` rows (:data:`STRIP`, 32), held
+Inside a block the grid runs in strips of up to ``strip`` rows (:data:`STRIP`, 64), held
 skewed: cell (strip row s, column j) sits at step u = j + s, position f = s * lanes + lane of
 that step's row (slot 0: the row above the strip). The cells of one step are independent (an
 anti-diagonal of the strip, for every lane) and contiguous in f, so each step is one long
@@ -536,7 +536,7 @@ def block_lanes(batch: int, threads: int) -> int:
     return max(1, min(8, per_thread))
 
 
-STRIP = 32  # rows per strip: long steps (up to 32 x 8 cells) amortise each loop's set-up
+STRIP = 64  # rows per strip: long steps (up to 64 x 8 cells) amortise each loop's set-up
 
 
 def run_kernel(cost: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, gamma: float,
