@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from llvmlite import ir
 from numba import prange
-from numba.core import types
+from numba.core import cgutils, types
 from numba.extending import intrinsic, overload
 
 # numba's default OpenMP layer and torch's OpenMP runtime, both in one process, spin against
@@ -96,6 +96,20 @@ def _bits_f32(typingctx, x):  # type: ignore[no-untyped-def]
     def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
         return builder.bitcast(args[0], ir.FloatType())
     return types.float32(types.int32), codegen
+
+
+@intrinsic
+def _fetch_add(typingctx, counter, value):  # type: ignore[no-untyped-def]
+    """Atomically add ``value`` to ``counter[0]`` (an int64 array); returns the old value."""
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary,
+                                       [context.get_constant(types.intp, 0)])
+        return builder.atomic_rmw("add", ptr, args[1], "seq_cst")
+    if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
+        return None
+    return types.int64(counter, types.int64), codegen
 
 
 _JIT: dict[str, Any] = {"nogil": True, "cache": True, "fastmath": FASTMATH, "error_model": "numpy"}
@@ -505,22 +519,31 @@ def _block(cost: np.ndarray, rows: np.ndarray, cols: np.ndarray, b0: int, lanes:
 
 @numba.njit(parallel=True, **_ROW)
 def dp_kernel(cost: np.ndarray, rows: np.ndarray, cols: np.ndarray, gamma: float, otam: bool,
-              want_grad: bool, want_length: bool, lanes: int, strip: int
+              want_grad: bool, want_length: bool, lanes: int, strip: int, threads: int
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Values [B], expected path lengths [B] (zeros unless ``want_length``) and the gradient
     [B, N, M] in cost's dtype (empty unless ``want_grad``) of cost [B, N, M] (float32 or
     float64, C-contiguous), pair b reading its top-left rows[b] x cols[b] block. ``gamma`` 0
     is the hard (min) kind; ``otam`` pads a zero column on each side of each pair's block and
-    allows vertical moves only in those two columns. Threads take blocks of ``lanes`` pairs;
-    a block runs in strips of ``strip`` rows."""
+    allows vertical moves only in those two columns. ``threads`` workers (numba's thread count)
+    take blocks of ``lanes`` pairs; a block runs in strips of ``strip`` rows."""
     batch, n, m = cost.shape
     values = np.zeros(batch)
     lengths = np.zeros(batch)
     grad = np.empty((batch if want_grad else 0, n, m), dtype=cost.dtype)
     blocks = (batch + lanes - 1) // lanes
-    for blk in prange(blocks):
-        _block(cost, rows, cols, blk * lanes, lanes, strip, gamma, otam, want_grad, want_length,
-               values, lengths, grad)
+    # one worker per thread, each taking the next block from a shared counter: a thread that
+    # the OS preempts (a shared machine) does fewer blocks instead of holding up the call, as
+    # an even split would (the workqueue layer splits a prange evenly). A block's numbers do
+    # not depend on which thread runs it.
+    workers = max(1, min(threads, blocks))
+    next_block = np.zeros(1, dtype=np.int64)
+    for _ in prange(workers):
+        blk = _fetch_add(next_block, 1)
+        while blk < blocks:
+            _block(cost, rows, cols, blk * lanes, lanes, strip, gamma, otam, want_grad,
+                   want_length, values, lengths, grad)
+            blk = _fetch_add(next_block, 1)
     return values, lengths, grad
 
 
@@ -551,9 +574,10 @@ def run_kernel(cost: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, gamma
     c_np = c.contiguous().numpy()
     r = rows.to(device="cpu", dtype=torch.int64).contiguous().numpy()
     k = cols.to(device="cpu", dtype=torch.int64).contiguous().numpy()
+    threads = numba.get_num_threads()
     if lanes is None:
-        lanes = block_lanes(batch, numba.get_num_threads())
+        lanes = block_lanes(batch, threads)
     with _LAUNCH:
         values, lengths, grad = dp_kernel(c_np, r, k, float(gamma), bool(otam), bool(want_grad),
-                                          bool(want_length), lanes, strip)
+                                          bool(want_length), lanes, strip, threads)
     return torch.from_numpy(values), torch.from_numpy(lengths), torch.from_numpy(grad)
