@@ -230,6 +230,24 @@ def test_bit_identical_with_one_or_two_threads_on_tall_ragged_grids(dtype: torch
         assert torch.equal(d2, d1) and torch.equal(g2, g1)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_numba_f64_backend_gives_float32_inputs_the_float64_numbers(kind: str) -> None:
+    """``numba_f64`` (the kernel's float32 behaviour before issue 16): float32 costs give the
+    float64 kernel's values and gradients, rounded to float32, bit for bit."""
+    cost, rows, cols = _ragged(9, 12, 10, seed=10, dtype=torch.float32)
+    rmask = torch.arange(12)[None] < rows[:, None]
+    cmask = torch.arange(10)[None] < cols[:, None]
+    out = []
+    for c_in, backend in ((cost, "numba_f64"), (cost.double(), "numba")):
+        c = c_in.clone().requires_grad_(True)
+        d = sequence_distance(c, rmask, cmask, kind=kind, gamma=0.1, backend=backend)
+        d.sum().backward()
+        out.append((d.detach(), c.grad))
+    (d32, g32), (d64, g64) = out
+    assert d32.dtype == g32.dtype == torch.float32
+    assert torch.equal(d32, d64.float()) and torch.equal(g32, g64.float())
+
+
 def test_backend_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(BACKEND_ENV, raising=False)
     c32, c16 = torch.rand(2, 3, 3), torch.rand(2, 3, 3).half()
@@ -237,6 +255,7 @@ def test_backend_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_backend(None, c32.double()) == "numba"
     assert resolve_backend(None, c16) == "torch"  # a float type numba does not run
     assert resolve_backend("torch", c32) == "torch"
+    assert resolve_backend("numba_f64", c32) == "numba_f64"
     with dtw_backend("torch"):
         assert resolve_backend(None, c32) == "torch"
         assert resolve_backend("numba", c32) == "numba"  # an explicit argument wins
@@ -247,6 +266,8 @@ def test_backend_choice(monkeypatch: pytest.MonkeyPatch) -> None:
         resolve_backend(None, c32)
     with pytest.raises(ValueError, match="float32 / float64"):
         sequence_distance(c16, backend="numba")
+    with pytest.raises(ValueError, match="float32 / float64"):
+        sequence_distance(c16, backend="numba_f64")
     with pytest.raises(ValueError, match="unknown DTW backend"):
         with dtw_backend("fast"):
             pass
