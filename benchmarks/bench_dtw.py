@@ -18,8 +18,8 @@ hit all of them; a path's figure is its best round, in wall-clock time and in CP
 the process (``time.process_time``, all threads: the work done, which a loaded machine
 inflates less; it cannot show a gain from threads). Prints pairs/s and the ratios to tslearn
 against the targets (>= 20x with all threads, >= 10x with one). Inputs: uniform random costs,
-seed 0, float32 for vidlang (computed in float64 inside the numba kernel), float64 for
-tslearn. The load average (``os.getloadavg``) is printed before and after.
+seed 0, float32 for vidlang (the numba kernel sums values in float64, with float32 weights /
+exp / log), float64 for tslearn. The load average (``os.getloadavg``) is printed before and after.
 
 Part 2. A TempCLR training step (``tempclr/synthvl_cpu``: encoders, clip InfoNCE, soft-DTW
 against 31 shuffled orders, backward, Adam) on SynthVL data generated into a temporary

@@ -1,6 +1,8 @@
 """The compiled (numba) DTW / soft-DTW / OTAM kernel: equal to the plain DP, to tslearn and to
-the torch kernel (values and gradients, ragged masks, gamma 0.01 .. 10), gradcheck,
-determinism, and how the backend is chosen."""
+the torch kernel (values and gradients, ragged masks, gamma 0.01 .. 10), the same numbers for
+every strip height and block width (strips of rows are the kernel's wavefront), the float32
+path within float32 rounding of the float64 one on grids two strips tall, gradcheck,
+determinism across threads, and how the backend is chosen."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import torch
 
 from vidlang.losses.alignment import (
     BACKEND_ENV,
+    SEQUENCE_DISTANCES,
     dtw_backend,
     reference_distance,
     resolve_backend,
@@ -141,6 +144,110 @@ def _run_all(cost: torch.Tensor) -> list[torch.Tensor]:
     return [d.detach(), c.grad]
 
 
+def _ragged(batch: int, n: int, m: int, seed: int, dtype: torch.dtype
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """cost [batch, n, m] in [0, 2) with ragged lengths (incl. 1 and the full size)."""
+    gen = torch.Generator().manual_seed(seed)
+    cost = (torch.rand(batch, n, m, generator=gen, dtype=torch.float64) * 2.0).to(dtype)
+    rows = torch.randint(1, n + 1, (batch,), generator=gen)
+    cols = torch.randint(1, m + 1, (batch,), generator=gen)
+    rows[0], cols[0], rows[-1], cols[1] = n, m, 1, 1
+    return cost, rows, cols
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_strip_height_and_block_width_gives_the_same_numbers(kind: str) -> None:
+    from vidlang.losses.alignment_numba import run_kernel
+
+    spec = SEQUENCE_DISTANCES.get(kind)
+    gamma = 0.3 if spec.soft else 0.0
+    for dtype in (torch.float64, torch.float32):
+        cost, rows, cols = _ragged(11, 13, 9, seed=7, dtype=dtype)
+        # the torch kernel (float64) with its path lengths and gradient
+        c = cost.double().requires_grad_(True)
+        ref_val, ref_len = spec.kernel(c, rows, cols, gamma, True)
+        (ref_grad,) = torch.autograd.grad(ref_val.sum(), c)
+        first = None
+        # strips of 1, 2, 5 rows (13 rows: ragged last strip) and one strip; 1, 3, 8 lanes
+        for strip in (1, 2, 5, 32):
+            for lanes in (1, 3, 8):
+                got = run_kernel(cost, rows, cols, gamma, spec.otam, True, True, lanes=lanes,
+                                 strip=strip)
+                assert got[2].dtype == dtype
+                tol = 1e-12 if dtype == torch.float64 else 2e-6
+                torch.testing.assert_close(got[0], ref_val.detach(), rtol=0, atol=tol)
+                torch.testing.assert_close(got[1], ref_len, rtol=0, atol=tol)
+                torch.testing.assert_close(got[2].double(), ref_grad, rtol=0, atol=tol)
+                if first is None:
+                    first = got
+                assert all(torch.equal(a, b) for a, b in zip(first, got)), (strip, lanes)
+
+
+@pytest.mark.parametrize("kind", ["softdtw", "softotam"])
+def test_float32_path_within_float32_rounding_on_tall_grids(kind: str) -> None:
+    """float32 inputs run float32 exp / log / weights (values still summed in float64): on
+    grids two strips tall (70 rows) the values stay within float32 rounding of the float64 kernel's
+    (absolute 1e-6 + 6e-8 relative, 6e-8 being float32's rounding; relative because at
+    gamma 10 the values reach -1000, where one float32 step is 6e-5) and the gradients
+    within 2e-6 absolute."""
+    from vidlang.losses.alignment_numba import run_kernel
+
+    otam = SEQUENCE_DISTANCES.get(kind).otam
+    cost, rows, cols = _ragged(9, 70, 60, seed=8, dtype=torch.float32)
+    for gamma in GAMMAS:
+        v32, l32, g32 = run_kernel(cost, rows, cols, gamma, otam, True, True)
+        v64, l64, g64 = run_kernel(cost.double(), rows, cols, gamma, otam, True, True)
+        assert torch.isfinite(v32).all() and torch.isfinite(g32).all()
+        assert bool(((v32 - v64).abs() <= 1e-6 + 6e-8 * v64.abs()).all()), gamma
+        torch.testing.assert_close(l32, l64, rtol=0, atol=1e-5)
+        torch.testing.assert_close(g32.double(), g64, rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_bit_identical_with_one_or_two_threads_on_tall_ragged_grids(dtype: torch.dtype) -> None:
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs two numba threads")
+    cost, rows, cols = _ragged(37, 70, 40, seed=9, dtype=dtype)  # 5 blocks, 2 strips
+    rmask = torch.arange(70)[None] < rows[:, None]
+    cmask = torch.arange(40)[None] < cols[:, None]
+    threads = numba.get_num_threads()
+    runs = []
+    try:
+        for n_threads in (2, 1):
+            numba.set_num_threads(n_threads)
+            for kind in KINDS:
+                c = cost.clone().requires_grad_(True)
+                d = sequence_distance(c, rmask, cmask, kind=kind, gamma=0.1, normalise="path",
+                                      backend="numba")
+                d.sum().backward()
+                runs.append((d.detach(), c.grad))
+    finally:
+        numba.set_num_threads(threads)
+    half = len(runs) // 2
+    for (d2, g2), (d1, g1) in zip(runs[:half], runs[half:]):
+        assert torch.equal(d2, d1) and torch.equal(g2, g1)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_numba_f64_backend_gives_float32_inputs_the_float64_numbers(kind: str) -> None:
+    """``numba_f64`` (the kernel's float32 behaviour before issue 16): float32 costs give the
+    float64 kernel's values and gradients, rounded to float32, bit for bit."""
+    cost, rows, cols = _ragged(9, 12, 10, seed=10, dtype=torch.float32)
+    rmask = torch.arange(12)[None] < rows[:, None]
+    cmask = torch.arange(10)[None] < cols[:, None]
+    out = []
+    for c_in, backend in ((cost, "numba_f64"), (cost.double(), "numba")):
+        c = c_in.clone().requires_grad_(True)
+        d = sequence_distance(c, rmask, cmask, kind=kind, gamma=0.1, backend=backend)
+        d.sum().backward()
+        out.append((d.detach(), c.grad))
+    (d32, g32), (d64, g64) = out
+    assert d32.dtype == g32.dtype == torch.float32
+    assert torch.equal(d32, d64.float()) and torch.equal(g32, g64.float())
+
+
 def test_backend_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(BACKEND_ENV, raising=False)
     c32, c16 = torch.rand(2, 3, 3), torch.rand(2, 3, 3).half()
@@ -148,6 +255,7 @@ def test_backend_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_backend(None, c32.double()) == "numba"
     assert resolve_backend(None, c16) == "torch"  # a float type numba does not run
     assert resolve_backend("torch", c32) == "torch"
+    assert resolve_backend("numba_f64", c32) == "numba_f64"
     with dtw_backend("torch"):
         assert resolve_backend(None, c32) == "torch"
         assert resolve_backend("numba", c32) == "numba"  # an explicit argument wins
@@ -158,6 +266,8 @@ def test_backend_choice(monkeypatch: pytest.MonkeyPatch) -> None:
         resolve_backend(None, c32)
     with pytest.raises(ValueError, match="float32 / float64"):
         sequence_distance(c16, backend="numba")
+    with pytest.raises(ValueError, match="float32 / float64"):
+        sequence_distance(c16, backend="numba_f64")
     with pytest.raises(ValueError, match="unknown DTW backend"):
         with dtw_backend("fast"):
             pass

@@ -288,7 +288,7 @@ SEQUENCE_DISTANCES.register("softotam")(DistanceKind(_otam, soft=True, otam=True
 # ---------------------------------------------------------------------------------------------
 # backend choice: the compiled CPU kernel (numba) or the anti-diagonal torch kernel
 # ---------------------------------------------------------------------------------------------
-BACKENDS = ("auto", "numba", "torch")
+BACKENDS = ("auto", "numba", "numba_f64", "torch")
 BACKEND_ENV = "VIDLANG_DTW_BACKEND"
 NUMBA_DTYPES = (torch.float32, torch.float64)
 _forced_backend: list[str] = []  # innermost :func:`dtw_backend` context last
@@ -306,7 +306,8 @@ def numba_available() -> bool:
 @contextlib.contextmanager
 def dtw_backend(name: str) -> Iterator[None]:
     """Within the block, every DTW / soft-DTW / OTAM call without an explicit ``backend``
-    uses ``name`` (``auto`` | ``numba`` | ``torch``); e.g. to compare the two kernels."""
+    uses ``name`` (``auto`` | ``numba`` | ``numba_f64`` | ``torch``); e.g. to compare the
+    kernels."""
     _check_backend(name, "dtw_backend")
     _forced_backend.append(name)
     try:
@@ -321,10 +322,13 @@ def _check_backend(name: str, where: str) -> None:
 
 
 def resolve_backend(backend: str | None, cost: torch.Tensor) -> str:
-    """``numba`` or ``torch`` for ``cost``. The request is ``backend``, else the innermost
-    :func:`dtw_backend`, else ``$VIDLANG_DTW_BACKEND``, else ``auto``: the compiled kernel for
-    float32 / float64 costs on the CPU when numba imports, the torch kernel otherwise (GPUs,
-    other float types). Asking for ``numba`` where it cannot run is an error."""
+    """``numba``, ``numba_f64`` or ``torch`` for ``cost``. The request is ``backend``, else the
+    innermost :func:`dtw_backend`, else ``$VIDLANG_DTW_BACKEND``, else ``auto``: the compiled
+    kernel for float32 / float64 costs on the CPU when numba imports, the torch kernel
+    otherwise (GPUs, other float types). ``numba_f64`` (never chosen by ``auto``) runs the
+    compiled kernel on a float64 copy of float32 costs: the kernel's numbers before issue 16
+    gave float32 inputs float32 weights / exp / log, for reproducing runs recorded with it.
+    Asking for a numba kernel where it cannot run is an error."""
     if backend is not None:
         name, where = backend, "backend"
     elif _forced_backend:
@@ -335,26 +339,28 @@ def resolve_backend(backend: str | None, cost: torch.Tensor) -> str:
     fits = cost.device.type == "cpu" and cost.dtype in NUMBA_DTYPES
     if name == "auto":
         return "numba" if fits and numba_available() else "torch"
-    if name == "numba" and not fits:
+    if name.startswith("numba") and not fits:
         raise ValueError(f"{where}: the numba DTW kernel runs float32 / float64 costs on the "
                          f"CPU, got {cost.dtype} on {cost.device}")
-    if name == "numba" and not numba_available():
+    if name.startswith("numba") and not numba_available():
         raise ValueError(f"{where}: the numba DTW kernel needs numba (pip install numba)")
     return name
 
 
 class _NumbaDP(torch.autograd.Function):
     """The compiled kernel's value; its gradient is computed in the same call (when the cost
-    needs one) and kept for the backward, which only scales it."""
+    needs one) and kept for the backward, which only scales it. ``as_float64``: run the kernel
+    on a float64 copy (the ``numba_f64`` backend)."""
 
     @staticmethod
     def forward(ctx: Any, cost: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
-                gamma: float, otam: bool, track_length: bool
+                gamma: float, otam: bool, track_length: bool, as_float64: bool
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         from vidlang.losses.alignment_numba import run_kernel
 
         want_grad = bool(ctx.needs_input_grad[0])
-        value, length, grad = run_kernel(cost.detach(), rows, cols, gamma, otam, want_grad,
+        kernel_in = cost.detach().double() if as_float64 else cost.detach()
+        value, length, grad = run_kernel(kernel_in, rows, cols, gamma, otam, want_grad,
                                          track_length)
         ctx.dtype = cost.dtype
         if want_grad:
@@ -367,7 +373,7 @@ class _NumbaDP(torch.autograd.Function):
     def backward(ctx: Any, grad_value: torch.Tensor, _grad_len: torch.Tensor) -> tuple[Any, ...]:
         (grad,) = ctx.saved_tensors
         scaled = grad * grad_value.to(grad.dtype)[:, None, None]
-        return scaled.to(ctx.dtype), None, None, None, None, None
+        return scaled.to(ctx.dtype), None, None, None, None, None, None
 
 _Normaliser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 NORMALISATIONS: Registry[_Normaliser] = Registry("length normalisation")
@@ -397,8 +403,10 @@ def sequence_distance(cost: torch.Tensor, row_mask: torch.Tensor | None = None,
     if spec.soft and gamma <= 0:
         raise ValueError(f"{kind} needs gamma > 0, got {gamma}")
     smooth, track = float(gamma) if spec.soft else 0.0, normalise == "path"
-    if resolve_backend(backend, cost) == "numba":
-        value, path = _NumbaDP.apply(cost, rows, cols, smooth, spec.otam, track)
+    chosen = resolve_backend(backend, cost)
+    if chosen != "torch":
+        value, path = _NumbaDP.apply(cost, rows, cols, smooth, spec.otam, track,
+                                     chosen == "numba_f64")
     else:
         value, path = spec.kernel(cost, rows, cols, smooth, track)
     return normaliser(value, rows, cols, path)
