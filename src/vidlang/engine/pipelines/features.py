@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vidlang.data.features.spec import FeatureSpec
+from vidlang.engine.pipelines.bank import FeatureBank
 from vidlang.engine.schema import DataConfig
 from vidlang.errors import ConfigError, DataError
 
@@ -117,6 +118,7 @@ class FeatureMemo:
         self.items: dict[str, tuple[torch.Tensor, int]] = {}
         self.nbytes = 0
         self.full = False
+        self.banks: dict[tuple[str, ...], FeatureBank] = {}  # video ids -> their bank
 
     def get(self, video_id: str) -> tuple[torch.Tensor, int] | None:
         return self.items.get(video_id)
@@ -128,6 +130,33 @@ class FeatureMemo:
             return
         self.items[video_id] = (feats, num_raw)
         self.nbytes += size
+
+    def bank(self, video_ids: Sequence[str]) -> FeatureBank | None:
+        """The videos' features pre-padded in one :class:`FeatureBank` (built once per id
+        list) when all of them are held, have one width, and the padded copy fits the
+        budget in place of the ragged one; the held tensors then become views into the bank."""
+        ids = tuple(dict.fromkeys(video_ids))
+        if ids in self.banks:
+            return self.banks[ids]
+        held = [self.items.get(vid) for vid in ids]
+        if not ids or any(h is None for h in held):
+            return None
+        feats = [h[0] for h in held if h is not None]
+        width = int(feats[0].shape[1])
+        if any(f.shape[1] != width or f.dtype != torch.float32 for f in feats):
+            return None
+        ragged = sum(f.element_size() * f.nelement() for f in feats)
+        padded = 4 * width * (len(ids) * max(int(f.shape[0]) for f in feats) + 1)
+        if self.nbytes - ragged + padded > self.limit_bytes:
+            log.info("data.feature_cache_mb: the %d videos padded (%.0f MiB) do not fit; "
+                     "batches are padded per step", len(ids), padded / 2**20)
+            return None
+        bank = FeatureBank(ids, feats)
+        for row, (vid, h) in enumerate(zip(ids, held)):
+            self.items[vid] = (bank.view(row), h[1] if h is not None else 0)
+        self.nbytes += bank.nbytes - ragged
+        self.banks[ids] = bank
+        return bank
 
 
 def feature_memo(data: DataConfig) -> FeatureMemo | None:
@@ -146,6 +175,7 @@ class FeatureDataset(Dataset):
         self._features = features
         self.spec = spec
         self.memo = memo
+        self.bank: FeatureBank | None = None  # set by build_bank
 
     @property
     def features(self) -> FeatureSource:
@@ -177,6 +207,28 @@ class FeatureDataset(Dataset):
     def video_features(self, video_id: str) -> torch.Tensor:
         """The video's features resampled to the model's ``feature_spec()``."""
         return self.prepared(video_id)[0]
+
+    def video_ids(self) -> list[str]:
+        """The ids of the videos this dataset's items read (subclasses that support
+        :meth:`build_bank` override it)."""
+        raise NotImplementedError(f"{type(self).__name__} does not list its videos")
+
+    def build_bank(self) -> FeatureBank | None:
+        """Read every video of the dataset into the memo (once, before training) and keep
+        them pre-padded in one :class:`FeatureBank`, so each batch's padded features are one
+        gather (``data.feature_cache_mb``: the padded copy must fit; else None and batches
+        are padded per step as before). Items built afterwards carry the bank."""
+        if self.memo is None or self.memo.full:
+            return None
+        ids = list(dict.fromkeys(self.video_ids()))
+        log.info("reading the features of %d videos into memory (data.feature_cache_mb)", len(ids))
+        for vid in ids:
+            self.prepared(vid)
+            if self.memo.full:
+                log.info("data.feature_cache_mb reached: the other videos are read per step")
+                return None
+        self.bank = self.memo.bank(ids)
+        return self.bank
 
     def preload(self) -> None:
         """Read every item once so the memo holds its features (before DataLoader workers
