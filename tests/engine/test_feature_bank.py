@@ -12,7 +12,13 @@ import torch
 
 from repo_scripts import load_repo_module
 from vidlang.engine.pipelines.bank import FeatureBank, shared_bank
-from vidlang.engine.pipelines.features import FeatureMemo, gather_rows
+from vidlang.engine.pipelines.features import (
+    FeatureMemo,
+    flat_rows,
+    gather_flat,
+    gather_rows,
+    segment_lengths,
+)
 from vidlang.ops.padding import pad_rows
 
 bench = load_repo_module("benchmarks/bench_step.py")
@@ -27,32 +33,32 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[list, Path, Path]:
 
 
 def test_bank_gathers_equal_padding_the_ragged_tensors() -> None:
+    """Whole videos and clip segments (gathered from the batch's rows) equal the ragged path,
+    including batches whose longest video has no padding row of its own."""
     gen = torch.Generator().manual_seed(0)
     rng = random.Random(0)
-    lengths = (7, 3, 9, 1, 9)  # two videos as long as the longest: no padding row of their own
+    lengths = (7, 3, 9, 1, 9)
     feats = [torch.randn(t, 5, generator=gen) for t in lengths]
     bank = FeatureBank([f"v{i}" for i in range(len(feats))], feats)
-    for rows in ([0, 1, 2], [3, 1], [4, 2, 4, 0], [3]):
-        got = bank.gather_videos(torch.tensor(rows))
-        ref = pad_rows([feats[r] for r in rows])
-        assert got[0].shape == ref[0].shape and got[0].dtype == ref[0].dtype
-        assert torch.equal(got[0], ref[0]) and torch.equal(got[1], ref[1])
-    picks = [2, 4, 0]
-    groups = [[sorted(rng.sample(range(lengths[p]), rng.randint(1, lengths[p])))
-               for _ in range(rng.randint(1, 3))] for p in picks]
-    flat = torch.cat([bank.flat_index(p, torch.tensor([r for rows in g for r in rows]))
-                      for p, g in zip(picks, groups)])
-    counts = torch.tensor([len(rows) for g in groups for rows in g])
-    got = bank.gather_rows(flat, counts)
-    ref = gather_rows([feats[p] for p in picks], groups)
-    assert torch.equal(got[0], ref[0]) and torch.equal(got[1], ref[1])
+    for picks in ([0, 1, 2], [3, 1], [4, 2, 4, 0], [3], [2, 4]):
+        got, mask, base = bank.gather_videos(torch.tensor(picks))
+        ref = pad_rows([feats[r] for r in picks])
+        assert got.shape == ref[0].shape and got.dtype == ref[0].dtype
+        assert torch.equal(got, ref[0]) and torch.equal(mask, ref[1])
+        assert base.shape == (got.shape[0] * got.shape[1] + 1, 5) and not base[-1].any()
+        groups = [[sorted(rng.sample(range(lengths[p]), rng.randint(1, lengths[p])))
+                   for _ in range(rng.randint(1, 3))] for p in picks]
+        seg = gather_flat(base, [i * got.shape[1] for i in range(len(picks))],
+                          [flat_rows(g) for g in groups], segment_lengths(groups))
+        ref_seg = gather_rows([feats[p] for p in picks], groups)
+        assert torch.equal(seg[0], ref_seg[0]) and torch.equal(seg[1], ref_seg[1])
     assert torch.equal(bank.view(1), feats[1])
 
 
 def test_memo_builds_a_bank_only_when_the_padded_copy_fits() -> None:
     feats = {"a": torch.ones(4, 2), "b": torch.ones(1, 2)}
     ragged = 4 * 2 * 5
-    padded = 4 * 2 * (2 * 4 + 1)
+    padded = 4 * 2 * 2 * 4
     small = FeatureMemo(ragged + padded - ragged - 1)  # holds the ragged, not the padded copy
     big = FeatureMemo(padded)
     for memo in (small, big):

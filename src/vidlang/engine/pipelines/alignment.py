@@ -40,7 +40,9 @@ from vidlang.engine.pipelines.features import (
     feature_memo,
     feature_source,
     flat_rows,
+    gather_flat,
     gather_rows,
+    segment_lengths,
 )
 from vidlang.engine.schema import DataConfig, ExperimentConfig
 from vidlang.errors import ConfigError, DataError
@@ -162,8 +164,6 @@ class AlignmentItem:
     # the dataset's pre-padded features (the collate's gathers read it) and the rows there
     bank: FeatureBank | None = field(default=None, repr=False, compare=False)
     bank_row: int = -1
-    frames_bank: torch.Tensor | None = field(default=None, repr=False, compare=False)
-    bg_bank: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
 
 class AlignmentDataset(FeatureDataset):
@@ -226,9 +226,6 @@ class AlignmentDataset(FeatureDataset):
             item.bg_flat = flat_rows(item.bg_frames)
         if self.bank is not None:
             item.bank, item.bank_row = self.bank, self.bank.row_of[p.video_id]
-            item.frames_bank = self.bank.flat_index(item.bank_row, item.frames_flat)
-            if item.bg_flat is not None:
-                item.bg_bank = self.bank.flat_index(item.bank_row, item.bg_flat)
         return item
 
 
@@ -244,17 +241,18 @@ def _flats(flats: Sequence[torch.Tensor | None]) -> list[torch.Tensor] | None:
     return None if any(f is None for f in flats) else list(flats)  # type: ignore[arg-type]
 
 
-def _segments(items: Sequence[AlignmentItem], bank: FeatureBank | None, background: bool
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Padded features + mask of every item's pair clips (``background``: fixed windows):
-    one gather from the bank when the items share one, else from their ragged tensors."""
+def _segments(items: Sequence[AlignmentItem], background: bool,
+              rows: tuple[torch.Tensor, int] | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Padded features + mask of every item's pair clips (``background``: fixed windows).
+    ``rows``: the batch's padded features as ``[B * T + 1, D]`` rows ending in a zero row and
+    T (from :meth:`FeatureBank.gather_videos`), gathered from directly; else the items' ragged
+    tensors are concatenated first (:func:`gather_rows`)."""
     groups = [it.bg_frames if background else it.frames for it in items]
-    flat = [it.bg_bank if background else it.frames_bank for it in items]
-    if bank is not None and all(f is not None for f in flat):
-        lengths = torch.tensor([len(rows) for group in groups for rows in group], dtype=torch.long)
-        return bank.gather_rows(torch.cat(flat), lengths)  # type: ignore[arg-type]
-    return gather_rows([it.feats for it in items], groups,
-                       _flats([it.bg_flat if background else it.frames_flat for it in items]))
+    flat = _flats([it.bg_flat if background else it.frames_flat for it in items])
+    if rows is None or flat is None:
+        return gather_rows([it.feats for it in items], groups, flat)
+    base, longest = rows
+    return gather_flat(base, [b * longest for b in range(len(items))], flat, segment_lengths(groups))
 
 
 def collate_alignment(items: Sequence[AlignmentItem]) -> dict[str, Any]:
@@ -262,12 +260,14 @@ def collate_alignment(items: Sequence[AlignmentItem]) -> dict[str, Any]:
     ``bg_windows`` only when the items carry fixed windows). Items of one
     :class:`FeatureBank` are gathered from it (the same tensors as padding their features)."""
     bank = shared_bank(items)
+    rows: tuple[torch.Tensor, int] | None = None
     if bank is not None:
-        feats, feat_mask = bank.gather_videos(torch.tensor([it.bank_row for it in items],
-                                                           dtype=torch.long))
+        feats, feat_mask, base = bank.gather_videos(
+            torch.tensor([it.bank_row for it in items], dtype=torch.long))
+        rows = (base, int(feats.shape[1]))
     else:
         feats, feat_mask = pad_rows([it.feats for it in items])
-    seg_feats, seg_mask = _segments(items, bank, background=False)
+    seg_feats, seg_mask = _segments(items, False, rows)
     seq_index = _sequence_index([len(it.sentences) for it in items])
     batch: dict[str, Any] = {
         "video_ids": [it.video_id for it in items],
@@ -282,7 +282,7 @@ def collate_alignment(items: Sequence[AlignmentItem]) -> dict[str, Any]:
         "windows": [list(it.windows) for it in items],
     }
     if all(it.bg_frames for it in items):
-        win_feats, win_mask = _segments(items, bank, background=True)
+        win_feats, win_mask = _segments(items, True, rows)
         win_index = _sequence_index([len(it.bg_frames) for it in items])
         batch.update(win_feats=win_feats, win_mask=win_mask, win_index=win_index,
                      bg_windows=[list(it.bg_windows) for it in items])

@@ -1,10 +1,10 @@
 """A training split's prepared features as one pre-padded tensor, so a batch is a gather.
 
 :class:`FeatureBank` holds every video of a dataset in one zero-padded ``[N, T_max, D]``
-float32 tensor (plus one zero row after it) with each video's length. A batch's padded
-features are then one ``index_select`` of whole videos (:meth:`FeatureBank.gather_videos`)
-and a batch of clip segments one ``index_select`` of rows (:meth:`FeatureBank.gather_rows`),
-instead of zero-filling a fresh tensor and copying ragged arrays into it per batch. The
+float32 tensor with each video's length. A batch's padded features are then one
+``index_select`` of whole videos (:meth:`FeatureBank.gather_videos`), instead of zero-filling
+a fresh tensor and copying the ragged per-video tensors into it at every step; TempCLR's clip
+segments are then gathered from that batch's rows (no concatenation of the videos first). The
 values are the very floats of the per-video tensors and padding is +0.0 as in
 :func:`vidlang.ops.padding.pad_rows`, so the collated tensors are bit-identical to the
 ragged path's (``tests/engine/test_feature_bank.py``).
@@ -31,48 +31,34 @@ class FeatureBank:
         self.lengths = torch.tensor([int(f.shape[0]) for f in feats], dtype=torch.long)
         self.longest = int(self.lengths.max())
         n = len(feats)
-        # one zero row after the padded block: what padding positions of a row gather point at
-        self.flat = torch.zeros(n * self.longest + 1, width, dtype=torch.float32)
-        self.padded = self.flat[:-1].view(n, self.longest, width)
+        self.padded = torch.zeros(n, self.longest, width, dtype=torch.float32)
         for i, f in enumerate(feats):
             self.padded[i, : f.shape[0]] = f
         self.row_of = {vid: i for i, vid in enumerate(ids)}
-        self.zero_row = n * self.longest
 
     @property
     def nbytes(self) -> int:
-        return self.flat.element_size() * self.flat.nelement()
+        return self.padded.element_size() * self.padded.nelement()
 
     def view(self, row: int) -> torch.Tensor:
         """Video ``row``'s ``[T, D]`` features: a view into the bank (no copy)."""
         return self.padded[row, : int(self.lengths[row])]
 
-    def gather_videos(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``pad_rows([self.view(r) for r in rows])``: the ``[B, T_max of the batch, D]``
-        zero-padded features of videos ``rows`` and the ``[B, T]`` mask, in one gather."""
+    def gather_videos(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``pad_rows([self.view(r) for r in rows])`` in one gather: the ``[B, T, D]``
+        zero-padded features of videos ``rows`` (T: the batch's longest), the ``[B, T]`` mask,
+        and ``[B * T + 1, D]`` rows of the same memory ending in a zero row (for
+        :func:`~vidlang.engine.pipelines.features.gather_flat` of clip segments)."""
         lengths = self.lengths.index_select(0, rows)
         longest = int(lengths.max())
-        out = self.padded[:, :longest].index_select(0, rows)
-        return out, torch.arange(longest)[None, :] < lengths[:, None]
-
-    def gather_rows(self, flat: torch.Tensor, lengths: torch.Tensor
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Segments of rows: ``flat`` holds the bank row numbers (``video * T_max + frame``,
-        see :meth:`flat_index`) of every segment concatenated, ``lengths`` how many belong to
-        each segment -> ``[S, longest, D]`` zero-padded features and the ``[S, longest]`` mask
-        (what :func:`vidlang.engine.pipelines.features.gather_rows` gives)."""
-        longest = int(lengths.max()) if len(lengths) else 0
+        n, full, width = self.padded.shape
+        src = self.padded.view(n, full * width)[:, : longest * width]  # rows of whole videos
+        buf = torch.empty((len(rows) * longest + 1) * width, dtype=self.padded.dtype)
+        buf[-width:] = 0.0
+        feats = buf[:-width].view(len(rows), longest * width)
+        torch.index_select(src, 0, rows, out=feats)
         mask = torch.arange(longest)[None, :] < lengths[:, None]
-        index = torch.full((len(lengths), longest), self.zero_row, dtype=torch.long)
-        if len(flat):
-            index[mask] = flat
-        width = self.flat.shape[1]
-        out = torch.index_select(self.flat, 0, index.reshape(-1)).view(len(lengths), longest, width)
-        return out, mask
-
-    def flat_index(self, row: int, frames: torch.Tensor) -> torch.Tensor:
-        """Bank row numbers of frames ``frames`` of video ``row`` (for :meth:`gather_rows`)."""
-        return frames + row * self.longest
+        return feats.view(len(rows), longest, width), mask, buf.view(-1, width)
 
 
 def shared_bank(items: Sequence[object]) -> FeatureBank | None:

@@ -74,27 +74,41 @@ def flat_rows(groups: Sequence[Sequence[int]]) -> torch.Tensor:
     return torch.tensor([r for rows in groups for r in rows], dtype=torch.long)
 
 
-def gather_rows(feats: Sequence[torch.Tensor], groups: Sequence[Sequence[Sequence[int]]],
-                flat: Sequence[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``pad_rows([feats[i][rows] for i in range(len(feats)) for rows in groups[i]])`` (see
-    :func:`vidlang.ops.padding.pad_rows`) with one ``index_select``: every picked row of every tensor at once, padding pointing at an appended
-    zero row. ``flat``: each tensor's :func:`flat_rows`, when the caller keeps them."""
-    width = int(feats[0].shape[-1])
-    base = torch.cat([*(f.float() for f in feats), torch.zeros(1, width)])
-    lengths = torch.tensor([len(rows) for group in groups for rows in group], dtype=torch.long)
+def gather_flat(base: torch.Tensor, starts: Sequence[int],
+                flat: Sequence[torch.Tensor], lengths: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Segments of rows of ``base`` [R, D] (its last row zero) in one ``index_select``:
+    ``flat[i]`` are tensor i's picked rows (all its segments concatenated), counted from
+    ``starts[i]`` in ``base``; ``lengths`` the rows of each segment -> ``[S, longest, D]``
+    zero-padded and the ``[S, longest]`` mask (True at real rows)."""
+    width = int(base.shape[-1])
     longest = int(lengths.max()) if len(lengths) else 0
     mask = torch.arange(longest)[None, :] < lengths[:, None]
     index = torch.full((len(lengths), longest), base.shape[0] - 1, dtype=torch.long)
-    if flat is None:
-        flat = [flat_rows(group) for group in groups]
-    start, parts = 0, []
-    for f, rows in zip(feats, flat):
-        parts.append(rows + start)
-        start += int(f.shape[0])
-    if parts:
-        index[mask] = torch.cat(parts)
+    if len(flat):
+        index[mask] = torch.cat([rows + int(start) for rows, start in zip(flat, starts)])
     out = torch.index_select(base, 0, index.reshape(-1)).view(len(lengths), longest, width)
     return out, mask
+
+
+def segment_lengths(groups: Sequence[Sequence[Sequence[int]]]) -> torch.Tensor:
+    """Rows per segment of every tensor's ``groups``, in order."""
+    return torch.tensor([len(rows) for group in groups for rows in group], dtype=torch.long)
+
+
+def gather_rows(feats: Sequence[torch.Tensor], groups: Sequence[Sequence[Sequence[int]]],
+                flat: Sequence[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``pad_rows([feats[i][rows] for i in range(len(feats)) for rows in groups[i]])`` (see
+    :func:`vidlang.ops.padding.pad_rows`) with one ``index_select``: every picked row of every
+    tensor at once, padding pointing at an appended zero row. ``flat``: each tensor's
+    :func:`flat_rows`, when the caller keeps them."""
+    width = int(feats[0].shape[-1])
+    base = torch.cat([*(f.float() for f in feats), torch.zeros(1, width)])
+    sizes = [int(f.shape[0]) for f in feats]
+    starts = np.cumsum([0, *sizes[:-1]]).tolist()
+    if flat is None:
+        flat = [flat_rows(group) for group in groups]
+    return gather_flat(base, starts, flat, segment_lengths(groups))
 
 
 def raw_length(raw: Any) -> int:
@@ -146,7 +160,7 @@ class FeatureMemo:
         if any(f.shape[1] != width or f.dtype != torch.float32 for f in feats):
             return None
         ragged = sum(f.element_size() * f.nelement() for f in feats)
-        padded = 4 * width * (len(ids) * max(int(f.shape[0]) for f in feats) + 1)
+        padded = 4 * width * len(ids) * max(int(f.shape[0]) for f in feats)
         if self.nbytes - ragged + padded > self.limit_bytes:
             log.info("data.feature_cache_mb: the %d videos padded (%.0f MiB) do not fit; "
                      "batches are padded per step", len(ids), padded / 2**20)
