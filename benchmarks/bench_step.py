@@ -48,12 +48,14 @@ DIM, RATE = 256, 2.0  # feature width, clips per second
 FULL_VIDEOS, FULL_QUERIES = 5_336, 12_404  # Charades-STA train + test
 # "+lazy": the same config with model.frozen_text=lazy (the frozen encoder runs in training
 # mode inside the step, the cpu configs' default before issue 16); "+precompute" forces the
-# (now default) eval-mode precompute; "+workers": one DataLoader worker
+# (now default) eval-mode precompute; "+workers": one DataLoader worker; "+nobank": batches
+# padded from the memo's ragged tensors per step (data.feature_bank=false, as before issue 16)
 CONFIGS = ("mmn/cpu", "retrieval/synthvl_cpu", "retrieval/synthvl_cpu+lazy",
            "tempclr/synthvl_cpu", "tempclr/synthvl_cpu+lazy")
 VARIANTS = {"precompute": {"model": {"frozen_text": "precompute"}},
             "lazy": {"model": {"frozen_text": "lazy"}},
-            "workers": {"data": {"num_workers": 1}}}
+            "workers": {"data": {"num_workers": 1}},
+            "nobank": {"data": {"feature_bank": False}}}
 PHASES = ("data", "text", "forward", "backward", "optimiser")
 DATA_PARTS = ("hdf5", "collate")  # sub-phases of data (the rest: resampling / item building)
 
@@ -335,7 +337,7 @@ def main() -> int:
     ap.add_argument("--videos", type=int, default=None, help="number of videos (default 5,336)")
     ap.add_argument("--max-steps", type=int, default=None, help="steps per epoch at most")
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS),
-                    help="config names, with +lazy / +precompute / +workers for variants")
+                    help="config names, with +lazy / +precompute / +workers / +nobank for variants")
     ap.add_argument("--check", action="store_true",
                     help="exit 1 when a config misses the target (timings on a shared machine "
                          "are noisy, so `make bench` only prints)")

@@ -115,3 +115,11 @@ def test_too_small_a_budget_pads_per_step(data: tuple[list, Path, Path]) -> None
     _, ragged = _batches("tempclr/synthvl_cpu", data, {"data": {"feature_cache_mb": 0}}, 1)
     for a, b in zip(small, ragged):
         _assert_same_batch(a, b)
+
+
+def test_feature_bank_false_keeps_the_memo_and_pads_per_step(data: tuple[list, Path, Path]) -> None:
+    loader, plain = _batches("retrieval/synthvl_cpu", data, {"data": {"feature_bank": False}}, 1)
+    assert loader.dataset.bank is None and len(loader.dataset.memo.items) > 0
+    _, banked = _batches("retrieval/synthvl_cpu", data, {}, 1)
+    for a, b in zip(plain, banked):
+        _assert_same_batch(a, b)

@@ -127,8 +127,9 @@ class FeatureMemo:
     ``feature_spec``), so evaluation reuses what training read.
     """
 
-    def __init__(self, limit_bytes: int) -> None:
+    def __init__(self, limit_bytes: int, bank: bool = True) -> None:
         self.limit_bytes = int(limit_bytes)
+        self.bank_allowed = bank  # data.feature_bank
         self.items: dict[str, tuple[torch.Tensor, int]] = {}
         self.nbytes = 0
         self.full = False
@@ -174,9 +175,11 @@ class FeatureMemo:
 
 
 def feature_memo(data: DataConfig) -> FeatureMemo | None:
-    """The pipeline's memo of prepared features, or None when ``data.feature_cache_mb`` is 0."""
+    """The pipeline's memo of prepared features, or None when ``data.feature_cache_mb`` is 0
+    (``data.feature_bank``: whether training splits may be kept pre-padded, see
+    :meth:`FeatureDataset.build_bank`)."""
     limit = int(getattr(data, "feature_cache_mb", 0))
-    return FeatureMemo(limit * 2**20) if limit > 0 else None
+    return FeatureMemo(limit * 2**20, bool(getattr(data, "feature_bank", True))) if limit > 0 else None
 
 
 class FeatureDataset(Dataset):
@@ -232,7 +235,7 @@ class FeatureDataset(Dataset):
         them pre-padded in one :class:`FeatureBank`, so each batch's padded features are one
         gather (``data.feature_cache_mb``: the padded copy must fit; else None and batches
         are padded per step as before). Items built afterwards carry the bank."""
-        if self.memo is None or self.memo.full:
+        if self.memo is None or self.memo.full or not self.memo.bank_allowed:
             return None
         ids = list(dict.fromkeys(self.video_ids()))
         log.info("reading the features of %d videos into memory (data.feature_cache_mb)", len(ids))
