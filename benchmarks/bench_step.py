@@ -11,6 +11,10 @@ models, optimisers and grad clipping in a plain loop that times each phase of ev
     backward   ``loss.backward()``
     optimiser  grad clip + ``step`` + ``zero_grad``
 
+The retrieval and TempCLR loaders read their split into the pre-padded feature bank when it is
+built (before epoch 1; printed as the train loader's set-up time; ``+nobank`` rows pad from the
+memo per step instead, ``data.feature_bank=false``).
+
 It runs two epochs (epoch 1 starts with an empty text cache, epoch 2 is the steady state), then
 the model-only time: forward + backward + optimiser over epoch 2's batches, pre-built, in the same
 run. Printed: ms per step and share of the step per phase, the data + text share against the
