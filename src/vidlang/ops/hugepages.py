@@ -39,9 +39,10 @@ def empty_huge(shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> to
     count = math.prod(shape)
     nbytes = count * itemsize
     advice = getattr(mmap, "MADV_HUGEPAGE", None)
-    if nbytes < MIN_BYTES or advice is None or _in_worker():
+    if nbytes < MIN_BYTES or advice is None or not hasattr(mmap, "MAP_ANONYMOUS") or _in_worker():
         return torch.empty(shape, dtype=dtype)
-    area = mmap.mmap(-1, nbytes + HUGE_PAGE)
+    # private: an anonymous *shared* mapping is shmem, which THP leaves alone by default
+    area = mmap.mmap(-1, nbytes + HUGE_PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     try:
         area.madvise(advice)
     except OSError:
