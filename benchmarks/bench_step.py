@@ -11,13 +11,19 @@ models, optimisers and grad clipping in a plain loop that times each phase of ev
     backward   ``loss.backward()``
     optimiser  grad clip + ``step`` + ``zero_grad``
 
+The retrieval and TempCLR loaders read their split into the pre-padded feature bank when it is
+built (before epoch 1; printed as the train loader's set-up time; ``+nobank`` rows pad from the
+memo per step instead, ``data.feature_bank=false``).
+
 It runs two epochs (epoch 1 starts with an empty text cache, epoch 2 is the steady state), then
 the model-only time: forward + backward + optimiser over epoch 2's batches, pre-built, in the same
 run. Printed: ms per step and share of the step per phase, the data + text share against the
 15 % target (judged on epoch 2; ``--check`` turns a miss into exit status 1), and epoch time /
-model-only time. Seed 0 everywhere. ``+precompute`` rows run the dual-encoder configs with
-``model.frozen_text=precompute`` (changes the numbers, see docs/engine.md); all other rows keep
-the arithmetic of the code before issue 16 (``--fingerprint`` compares two versions).
+model-only time. Seed 0 everywhere. The dual-encoder cpu configs default to
+``model.frozen_text: precompute`` (eval-mode text vectors computed before epoch 1); ``+lazy``
+rows run them with ``model.frozen_text=lazy`` (the encoder in training mode inside the step, as
+before; see docs/engine.md). ``mmn/cpu`` and the ``+lazy`` rows keep the arithmetic of the code
+before issue 16 (``--fingerprint`` compares two versions).
 
     python benchmarks/bench_step.py            # Charades-STA size (takes a while on 2 cores)
     python benchmarks/bench_step.py --quick    # 400 videos (for `make bench`)
@@ -44,12 +50,16 @@ import torch
 TARGET_SHARE = 0.15
 DIM, RATE = 256, 2.0  # feature width, clips per second
 FULL_VIDEOS, FULL_QUERIES = 5_336, 12_404  # Charades-STA train + test
-# "+precompute": the same config with model.frozen_text=precompute (eval-mode text encoded
-# before epoch 1; changes the numbers, see docs/engine.md); the others keep the arithmetic
-CONFIGS = ("mmn/cpu", "retrieval/synthvl_cpu", "retrieval/synthvl_cpu+precompute",
-           "tempclr/synthvl_cpu", "tempclr/synthvl_cpu+precompute")
+# "+lazy": the same config with model.frozen_text=lazy (the frozen encoder runs in training
+# mode inside the step, the cpu configs' default before issue 16); "+precompute" forces the
+# (now default) eval-mode precompute; "+workers": one DataLoader worker; "+nobank": batches
+# padded from the memo's ragged tensors per step (data.feature_bank=false, as before issue 16)
+CONFIGS = ("mmn/cpu", "retrieval/synthvl_cpu", "retrieval/synthvl_cpu+lazy",
+           "tempclr/synthvl_cpu", "tempclr/synthvl_cpu+lazy")
 VARIANTS = {"precompute": {"model": {"frozen_text": "precompute"}},
-            "workers": {"data": {"num_workers": 1}}}
+            "lazy": {"model": {"frozen_text": "lazy"}},
+            "workers": {"data": {"num_workers": 1}},
+            "nobank": {"data": {"feature_bank": False}}}
 PHASES = ("data", "text", "forward", "backward", "optimiser")
 DATA_PARTS = ("hdf5", "collate")  # sub-phases of data (the rest: resampling / item building)
 
@@ -228,7 +238,9 @@ def run_config(name: str, videos: list[Video], features: Path, root: Path,
     opt = build_optimizer(model.param_groups(cfg.optim.lr), cfg.optim)
     opt.zero_grad()
     model.train()
-    loader = pipe.train_loader()
+    start = time.perf_counter()
+    loader = pipe.train_loader()  # reads the split into the feature bank when it fits
+    loader_s = time.perf_counter() - start
     step, epochs = 0, []
     kept: list[dict[str, Any]] = []
     for epoch in (1, 2):
@@ -258,7 +270,7 @@ def run_config(name: str, videos: list[Video], features: Path, root: Path,
             step += 1
     model_only = {"wall": time.perf_counter() - start, "steps": len(kept), **phases(clock, len(kept))}
     return {"name": name, "epochs": epochs, "model_only": model_only,
-            "batch_size": cfg.data.batch_size, "prepare": prepare_s}
+            "batch_size": cfg.data.batch_size, "prepare": prepare_s, "loader": loader_s}
 
 
 def fingerprint(name: str, videos: list[Video], features: Path, root: Path, steps: int,
@@ -317,6 +329,8 @@ def report(res: dict[str, Any]) -> bool:
     e1, e2, mo = res["epochs"][0], res["epochs"][1], res["model_only"]
     if res["prepare"] >= 0.05:
         print(f"before epoch 1 (model.prepare, e.g. text precompute): {res['prepare']:.1f} s")
+    if res["loader"] >= 0.05:
+        print(f"before epoch 1 (train loader: features read into the bank): {res['loader']:.1f} s")
     print(f"epoch time: epoch 1 {e1['wall']:.1f} s, epoch 2 {e2['wall']:.1f} s; model only "
           f"{mo['wall']:.1f} s -> epoch 2 / model only = {e2['wall'] / mo['wall']:.2f}x, "
           f"epoch 1 / model only = {e1['wall'] / mo['wall']:.2f}x")
@@ -331,13 +345,15 @@ def main() -> int:
     ap.add_argument("--videos", type=int, default=None, help="number of videos (default 5,336)")
     ap.add_argument("--max-steps", type=int, default=None, help="steps per epoch at most")
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS),
-                    help="config names, with +precompute / +workers for variants")
+                    help="config names, with +lazy / +precompute / +workers / +nobank for variants")
     ap.add_argument("--check", action="store_true",
                     help="exit 1 when a config misses the target (timings on a shared machine "
                          "are noisy, so `make bench` only prints)")
     ap.add_argument("--fingerprint", metavar="JSON", default=None,
                     help="only write losses + weight hashes of 2 short epochs per config (160 "
-                         "videos) to JSON, to compare two versions of the code")
+                         "videos) to JSON, to compare two versions of the code (the code before "
+                         "issue 16's precompute default: compare its retrieval/tempclr rows with "
+                         "this version's +lazy rows)")
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     if args.fingerprint:
@@ -347,7 +363,7 @@ def main() -> int:
             videos = make_videos(160, 372)
             write_features(Path(tmp) / "features.h5", videos)
             prints = [fingerprint(name, videos, Path(tmp) / "features.h5", Path(tmp), 3)
-                      for name in args.configs if "+" not in name]
+                      for name in args.configs if "+workers" not in name]
         Path(args.fingerprint).write_text(json.dumps(prints, indent=1), encoding="utf-8")
         print(json.dumps(prints, indent=1))
         return 0

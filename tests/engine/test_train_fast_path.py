@@ -40,7 +40,8 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[list, Path, Path]:
     return videos, root / "features.h5", root
 
 
-@pytest.mark.parametrize("config", ["mmn/cpu", "retrieval/synthvl_cpu", "tempclr/synthvl_cpu"])
+@pytest.mark.parametrize("config", ["mmn/cpu", "retrieval/synthvl_cpu", "tempclr/synthvl_cpu",
+                                    "retrieval/synthvl_cpu+lazy", "tempclr/synthvl_cpu+lazy"])
 def test_feature_memo_keeps_losses_and_weights(data: tuple[list, Path, Path], config: str,
                                                one_thread: object) -> None:
     """2 epochs x 3 steps with the memo (default) and without it (every video read and

@@ -99,6 +99,9 @@ class DataConfig:
     # prepared (resampled) features kept in memory across epochs, up to this many MiB per
     # pipeline (0 = read and resample every video at every step); see docs/engine.md
     feature_cache_mb: int = 2048
+    # retrieval / alignment training: keep the split pre-padded in one tensor when that fits in
+    # feature_cache_mb, so a batch is one gather (same tensors); false = pad per step
+    feature_bank: bool = True
 
 
 @dataclass

@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader
 from vidlang.data.features.spec import FeatureSpec
 from vidlang.data.readers.labels import video_labels
 from vidlang.data.records import Paragraph
+from vidlang.engine.pipelines.bank import FeatureBank, shared_bank
 from vidlang.engine.pipelines.base import TaskPipeline, make_loader
 from vidlang.engine.pipelines.features import (
     FeatureDataset,
@@ -39,7 +40,9 @@ from vidlang.engine.pipelines.features import (
     feature_memo,
     feature_source,
     flat_rows,
+    gather_flat,
     gather_rows,
+    segment_lengths,
 )
 from vidlang.engine.schema import DataConfig, ExperimentConfig
 from vidlang.errors import ConfigError, DataError
@@ -158,6 +161,9 @@ class AlignmentItem:
     # frames / bg_frames concatenated (built once per item, for the collate's single gather)
     frames_flat: torch.Tensor | None = field(default=None, repr=False, compare=False)
     bg_flat: torch.Tensor | None = field(default=None, repr=False, compare=False)
+    # the dataset's pre-padded features (the collate's gathers read it) and the rows there
+    bank: FeatureBank | None = field(default=None, repr=False, compare=False)
+    bank_row: int = -1
 
 
 class AlignmentDataset(FeatureDataset):
@@ -188,6 +194,13 @@ class AlignmentDataset(FeatureDataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    def video_ids(self) -> list[str]:
+        return [p.video_id for p, _ in self.items]
+
+    def build_bank(self) -> FeatureBank | None:
+        self.built.clear()  # items built before hold the ragged tensors, not the bank's
+        return super().build_bank()
+
     def __getitem__(self, index: int) -> AlignmentItem:
         item = self.built.get(index)
         if item is None:
@@ -211,6 +224,8 @@ class AlignmentDataset(FeatureDataset):
                                             self.data.max_clip_frames, p.video_id)
                               for w in item.bg_windows]
             item.bg_flat = flat_rows(item.bg_frames)
+        if self.bank is not None:
+            item.bank, item.bank_row = self.bank, self.bank.row_of[p.video_id]
         return item
 
 
@@ -226,12 +241,33 @@ def _flats(flats: Sequence[torch.Tensor | None]) -> list[torch.Tensor] | None:
     return None if any(f is None for f in flats) else list(flats)  # type: ignore[arg-type]
 
 
+def _segments(items: Sequence[AlignmentItem], background: bool,
+              rows: tuple[torch.Tensor, int] | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Padded features + mask of every item's pair clips (``background``: fixed windows).
+    ``rows``: the batch's padded features as ``[B * T + 1, D]`` rows ending in a zero row and
+    T (from :meth:`FeatureBank.gather_videos`), gathered from directly; else the items' ragged
+    tensors are concatenated first (:func:`gather_rows`)."""
+    groups = [it.bg_frames if background else it.frames for it in items]
+    flat = _flats([it.bg_flat if background else it.frames_flat for it in items])
+    if rows is None or flat is None:
+        return gather_rows([it.feats for it in items], groups, flat)
+    base, longest = rows
+    return gather_flat(base, [b * longest for b in range(len(items))], flat, segment_lengths(groups))
+
+
 def collate_alignment(items: Sequence[AlignmentItem]) -> dict[str, Any]:
     """The alignment batch documented in :mod:`vidlang.models.tempclr` (``win_*`` /
-    ``bg_windows`` only when the items carry fixed windows)."""
-    feats, feat_mask = pad_rows([it.feats for it in items])
-    seg_feats, seg_mask = gather_rows([it.feats for it in items], [it.frames for it in items],
-                                      _flats([it.frames_flat for it in items]))
+    ``bg_windows`` only when the items carry fixed windows). Items of one
+    :class:`FeatureBank` are gathered from it (the same tensors as padding their features)."""
+    bank = shared_bank(items)
+    rows: tuple[torch.Tensor, int] | None = None
+    if bank is not None:
+        feats, feat_mask, base = bank.gather_videos(
+            torch.tensor([it.bank_row for it in items], dtype=torch.long))
+        rows = (base, int(feats.shape[1]))
+    else:
+        feats, feat_mask = pad_rows([it.feats for it in items])
+    seg_feats, seg_mask = _segments(items, False, rows)
     seq_index = _sequence_index([len(it.sentences) for it in items])
     batch: dict[str, Any] = {
         "video_ids": [it.video_id for it in items],
@@ -246,9 +282,7 @@ def collate_alignment(items: Sequence[AlignmentItem]) -> dict[str, Any]:
         "windows": [list(it.windows) for it in items],
     }
     if all(it.bg_frames for it in items):
-        win_feats, win_mask = gather_rows([it.feats for it in items],
-                                          [it.bg_frames for it in items],
-                                          _flats([it.bg_flat for it in items]))
+        win_feats, win_mask = _segments(items, True, rows)
         win_index = _sequence_index([len(it.bg_frames) for it in items])
         batch.update(win_feats=win_feats, win_mask=win_mask, win_index=win_index,
                      bg_windows=[list(it.bg_windows) for it in items])
@@ -326,7 +360,9 @@ class AlignmentPipeline(TaskPipeline):
         return ds
 
     def train_loader(self, rank: int = 0, world_size: int = 1) -> DataLoader:
-        return make_loader(self.dataset(self.data.train_split, True), collate_alignment,
+        ds = self.dataset(self.data.train_split, True)
+        ds.build_bank()
+        return make_loader(ds, collate_alignment,
                            self.data.batch_size, shuffle=True, seed=self.cfg.seed,
                            num_workers=self.data.num_workers, rank=rank, world_size=world_size)
 

@@ -13,8 +13,10 @@ import torch
 from torch.utils.data import Dataset
 
 from vidlang.data.features.spec import FeatureSpec
+from vidlang.engine.pipelines.bank import FeatureBank
 from vidlang.engine.schema import DataConfig
 from vidlang.errors import ConfigError, DataError
+from vidlang.ops.hugepages import empty_huge
 
 log = logging.getLogger(__name__)
 FeatureSource = Mapping[str, Any]  # video_id -> [T, D] array
@@ -73,27 +75,42 @@ def flat_rows(groups: Sequence[Sequence[int]]) -> torch.Tensor:
     return torch.tensor([r for rows in groups for r in rows], dtype=torch.long)
 
 
-def gather_rows(feats: Sequence[torch.Tensor], groups: Sequence[Sequence[Sequence[int]]],
-                flat: Sequence[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``pad_rows([feats[i][rows] for i in range(len(feats)) for rows in groups[i]])`` (see
-    :func:`vidlang.ops.padding.pad_rows`) with one ``index_select``: every picked row of every tensor at once, padding pointing at an appended
-    zero row. ``flat``: each tensor's :func:`flat_rows`, when the caller keeps them."""
-    width = int(feats[0].shape[-1])
-    base = torch.cat([*(f.float() for f in feats), torch.zeros(1, width)])
-    lengths = torch.tensor([len(rows) for group in groups for rows in group], dtype=torch.long)
+def gather_flat(base: torch.Tensor, starts: Sequence[int],
+                flat: Sequence[torch.Tensor], lengths: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Segments of rows of ``base`` [R, D] (its last row zero) in one ``index_select``:
+    ``flat[i]`` are tensor i's picked rows (all its segments concatenated), counted from
+    ``starts[i]`` in ``base``; ``lengths`` the rows of each segment -> ``[S, longest, D]``
+    zero-padded and the ``[S, longest]`` mask (True at real rows)."""
+    width = int(base.shape[-1])
     longest = int(lengths.max()) if len(lengths) else 0
     mask = torch.arange(longest)[None, :] < lengths[:, None]
     index = torch.full((len(lengths), longest), base.shape[0] - 1, dtype=torch.long)
+    if len(flat):
+        index[mask] = torch.cat([rows + int(start) for rows, start in zip(flat, starts)])
+    out = empty_huge((len(lengths) * longest, width), base.dtype)  # see vidlang.ops.hugepages
+    torch.index_select(base, 0, index.reshape(-1), out=out)
+    return out.view(len(lengths), longest, width), mask
+
+
+def segment_lengths(groups: Sequence[Sequence[Sequence[int]]]) -> torch.Tensor:
+    """Rows per segment of every tensor's ``groups``, in order."""
+    return torch.tensor([len(rows) for group in groups for rows in group], dtype=torch.long)
+
+
+def gather_rows(feats: Sequence[torch.Tensor], groups: Sequence[Sequence[Sequence[int]]],
+                flat: Sequence[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``pad_rows([feats[i][rows] for i in range(len(feats)) for rows in groups[i]])`` (see
+    :func:`vidlang.ops.padding.pad_rows`) with one ``index_select``: every picked row of every
+    tensor at once, padding pointing at an appended zero row. ``flat``: each tensor's
+    :func:`flat_rows`, when the caller keeps them."""
+    width = int(feats[0].shape[-1])
+    base = torch.cat([*(f.float() for f in feats), torch.zeros(1, width)])
+    sizes = [int(f.shape[0]) for f in feats]
+    starts = np.cumsum([0, *sizes[:-1]]).tolist()
     if flat is None:
         flat = [flat_rows(group) for group in groups]
-    start, parts = 0, []
-    for f, rows in zip(feats, flat):
-        parts.append(rows + start)
-        start += int(f.shape[0])
-    if parts:
-        index[mask] = torch.cat(parts)
-    out = torch.index_select(base, 0, index.reshape(-1)).view(len(lengths), longest, width)
-    return out, mask
+    return gather_flat(base, starts, flat, segment_lengths(groups))
 
 
 def raw_length(raw: Any) -> int:
@@ -112,11 +129,13 @@ class FeatureMemo:
     ``feature_spec``), so evaluation reuses what training read.
     """
 
-    def __init__(self, limit_bytes: int) -> None:
+    def __init__(self, limit_bytes: int, bank: bool = True) -> None:
         self.limit_bytes = int(limit_bytes)
+        self.bank_allowed = bank  # data.feature_bank
         self.items: dict[str, tuple[torch.Tensor, int]] = {}
         self.nbytes = 0
         self.full = False
+        self.banks: dict[tuple[str, ...], FeatureBank] = {}  # video ids -> their bank
 
     def get(self, video_id: str) -> tuple[torch.Tensor, int] | None:
         return self.items.get(video_id)
@@ -129,11 +148,40 @@ class FeatureMemo:
         self.items[video_id] = (feats, num_raw)
         self.nbytes += size
 
+    def bank(self, video_ids: Sequence[str]) -> FeatureBank | None:
+        """The videos' features pre-padded in one :class:`FeatureBank` (built once per id
+        list) when all of them are held, have one width, and the padded copy fits the
+        budget in place of the ragged one; the held tensors then become views into the bank."""
+        ids = tuple(dict.fromkeys(video_ids))
+        if ids in self.banks:
+            return self.banks[ids]
+        held = [self.items.get(vid) for vid in ids]
+        if not ids or any(h is None for h in held):
+            return None
+        feats = [h[0] for h in held if h is not None]
+        width = int(feats[0].shape[1])
+        if any(f.shape[1] != width or f.dtype != torch.float32 for f in feats):
+            return None
+        ragged = sum(f.element_size() * f.nelement() for f in feats)
+        padded = 4 * width * len(ids) * max(int(f.shape[0]) for f in feats)
+        if self.nbytes - ragged + padded > self.limit_bytes:
+            log.info("data.feature_cache_mb: the %d videos padded (%.0f MiB) do not fit; "
+                     "batches are padded per step", len(ids), padded / 2**20)
+            return None
+        bank = FeatureBank(ids, feats)
+        for row, (vid, h) in enumerate(zip(ids, held)):
+            self.items[vid] = (bank.view(row), h[1] if h is not None else 0)
+        self.nbytes += bank.nbytes - ragged
+        self.banks[ids] = bank
+        return bank
+
 
 def feature_memo(data: DataConfig) -> FeatureMemo | None:
-    """The pipeline's memo of prepared features, or None when ``data.feature_cache_mb`` is 0."""
+    """The pipeline's memo of prepared features, or None when ``data.feature_cache_mb`` is 0
+    (``data.feature_bank``: whether training splits may be kept pre-padded, see
+    :meth:`FeatureDataset.build_bank`)."""
     limit = int(getattr(data, "feature_cache_mb", 0))
-    return FeatureMemo(limit * 2**20) if limit > 0 else None
+    return FeatureMemo(limit * 2**20, bool(getattr(data, "feature_bank", True))) if limit > 0 else None
 
 
 class FeatureDataset(Dataset):
@@ -146,6 +194,7 @@ class FeatureDataset(Dataset):
         self._features = features
         self.spec = spec
         self.memo = memo
+        self.bank: FeatureBank | None = None  # set by build_bank
 
     @property
     def features(self) -> FeatureSource:
@@ -177,6 +226,28 @@ class FeatureDataset(Dataset):
     def video_features(self, video_id: str) -> torch.Tensor:
         """The video's features resampled to the model's ``feature_spec()``."""
         return self.prepared(video_id)[0]
+
+    def video_ids(self) -> list[str]:
+        """The ids of the videos this dataset's items read (subclasses that support
+        :meth:`build_bank` override it)."""
+        raise NotImplementedError(f"{type(self).__name__} does not list its videos")
+
+    def build_bank(self) -> FeatureBank | None:
+        """Read every video of the dataset into the memo (once, before training) and keep
+        them pre-padded in one :class:`FeatureBank`, so each batch's padded features are one
+        gather (``data.feature_cache_mb``: the padded copy must fit; else None and batches
+        are padded per step as before). Items built afterwards carry the bank."""
+        if self.memo is None or self.memo.full or not self.memo.bank_allowed:
+            return None
+        ids = list(dict.fromkeys(self.video_ids()))
+        log.info("reading the features of %d videos into memory (data.feature_cache_mb)", len(ids))
+        for vid in ids:
+            self.prepared(vid)
+            if self.memo.full:
+                log.info("data.feature_cache_mb reached: the other videos are read per step")
+                return None
+        self.bank = self.memo.bank(ids)
+        return self.bank
 
     def preload(self) -> None:
         """Read every item once so the memo holds its features (before DataLoader workers

@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from vidlang.data.features.spec import FeatureSpec
+from vidlang.engine.pipelines.bank import FeatureBank
 from vidlang.engine.pipelines.base import BoundCollate, TaskPipeline, make_loader
 from vidlang.engine.pipelines.features import (
     FeatureDataset,
@@ -105,6 +106,8 @@ class RetrievalItem:
     texts: tuple[str, ...]
     text_ids: tuple[str, ...]
     centres: torch.Tensor | None = None
+    bank: FeatureBank | None = None  # the dataset's pre-padded features (collate: one gather)
+    bank_row: int = -1
 
 
 class RetrievalDataset(CentresMixin, FeatureDataset):
@@ -121,6 +124,9 @@ class RetrievalDataset(CentresMixin, FeatureDataset):
 
     def __len__(self) -> int:
         return len(self.index)
+
+    def video_ids(self) -> list[str]:
+        return [e.video_id for e in self.entries]
 
     def set_epoch(self, epoch: int) -> None:
         """The epoch of the per-epoch caption draw (``train_captions: random``)."""
@@ -139,9 +145,11 @@ class RetrievalDataset(CentresMixin, FeatureDataset):
         entry = self.entries[i]
         feats, num_raw = self.prepared(entry.video_id)
         picks = self._pick(entry, caption)
+        bank = self.bank
         return RetrievalItem(entry, feats, tuple(entry.texts[c] for c in picks),
                              tuple(f"{entry.video_id}#{c}" for c in picks),
-                             self.centres(entry.video_id, num_raw, entry.duration))
+                             self.centres(entry.video_id, num_raw, entry.duration), bank,
+                             -1 if bank is None else bank.row_of[entry.video_id])
 
 
 def collate_retrieval(items: Sequence[RetrievalItem], segments: bool = False) -> dict[str, Any]:
@@ -205,6 +213,7 @@ class RetrievalPipeline(TaskPipeline):
     def train_loader(self, rank: int = 0, world_size: int = 1) -> DataLoader:
         ds = RetrievalDataset(self.entries(self.data.train_split), self._features,
                               self.feature_spec, self.data.train_captions, self.cfg.seed, self.memo)
+        ds.build_bank()
         return make_loader(ds, BoundCollate(collate_retrieval, segments=self.data.segments),
                            self.data.batch_size, shuffle=True, seed=self.cfg.seed,
                            num_workers=self.data.num_workers, rank=rank, world_size=world_size)

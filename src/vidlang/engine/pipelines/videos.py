@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from vidlang.data.features.spec import FeatureSpec
+from vidlang.engine.pipelines.bank import shared_bank
 from vidlang.errors import DataError
 from vidlang.ops.padding import pad_rows
 
@@ -46,13 +47,20 @@ class CentresMixin:
 
 
 def collate_videos(items: Sequence[Any]) -> dict[str, Any]:
-    """The video half of every batch: ids, padded features, mask, durations."""
-    dim = int(items[0].feats.shape[1])
-    for it in items:
-        if it.feats.shape[1] != dim:
-            raise DataError(f"feature width {it.feats.shape[1]} != {dim} of the batch",
-                            record=it.entry.video_id)
-    feats, mask = pad_rows([it.feats for it in items])
+    """The video half of every batch: ids, padded features, mask, durations (features: one
+    gather when the items come from one :class:`~vidlang.engine.pipelines.bank.FeatureBank`,
+    else the ragged tensors padded; the same tensors either way)."""
+    bank = shared_bank(items)
+    if bank is not None:
+        feats, mask, _ = bank.gather_videos(torch.tensor([it.bank_row for it in items],
+                                                         dtype=torch.long))
+    else:
+        dim = int(items[0].feats.shape[1])
+        for it in items:
+            if it.feats.shape[1] != dim:
+                raise DataError(f"feature width {it.feats.shape[1]} != {dim} of the batch",
+                                record=it.entry.video_id)
+        feats, mask = pad_rows([it.feats for it in items])
     return {"video_ids": [it.entry.video_id for it in items], "feats": feats, "feat_mask": mask,
             "durations": torch.tensor([it.entry.duration for it in items], dtype=torch.float32)}
 

@@ -1,0 +1,76 @@
+"""A training split's prepared features as one pre-padded tensor, so a batch is a gather.
+
+:class:`FeatureBank` holds every video of a dataset in one zero-padded ``[N, T_max, D]``
+float32 tensor with each video's length. A batch's padded features are then one
+``index_select`` of whole videos (:meth:`FeatureBank.gather_videos`), instead of zero-filling
+a fresh tensor and copying the ragged per-video tensors into it at every step; TempCLR's clip
+segments are then gathered from that batch's rows (no concatenation of the videos first). The
+values are the very floats of the per-video tensors and padding is +0.0 as in
+:func:`vidlang.ops.padding.pad_rows`, so the collated tensors are bit-identical to the
+ragged path's (``tests/engine/test_feature_bank.py``).
+
+The batch tensors are fresh per step and large (6 MiB for 64 videos); they are allocated with
+:func:`vidlang.ops.hugepages.empty_huge`, so writing them costs a few huge-page faults rather
+than ~1,500 small ones when the allocator has returned the previous batch's memory to the OS.
+
+Built by :meth:`vidlang.engine.pipelines.features.FeatureDataset.build_bank` when the whole
+split fits in ``data.feature_cache_mb`` (padded); the memo's per-video tensors then become
+views into the bank, so the features are held once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from vidlang.ops.hugepages import empty_huge
+
+
+class FeatureBank:
+    """Videos ``ids`` with features ``feats`` (``[T_i, D]`` each) pre-padded in one tensor."""
+
+    def __init__(self, ids: Sequence[str], feats: Sequence[torch.Tensor]) -> None:
+        if not feats:
+            raise ValueError("a feature bank needs at least one video")
+        width = int(feats[0].shape[1])
+        self.lengths = torch.tensor([int(f.shape[0]) for f in feats], dtype=torch.long)
+        self.longest = int(self.lengths.max())
+        n = len(feats)
+        self.padded = torch.zeros(n, self.longest, width, dtype=torch.float32)
+        for i, f in enumerate(feats):
+            self.padded[i, : f.shape[0]] = f
+        self.row_of = {vid: i for i, vid in enumerate(ids)}
+
+    @property
+    def nbytes(self) -> int:
+        return self.padded.element_size() * self.padded.nelement()
+
+    def view(self, row: int) -> torch.Tensor:
+        """Video ``row``'s ``[T, D]`` features: a view into the bank (no copy)."""
+        return self.padded[row, : int(self.lengths[row])]
+
+    def gather_videos(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``pad_rows([self.view(r) for r in rows])`` in one gather: the ``[B, T, D]``
+        zero-padded features of videos ``rows`` (T: the batch's longest), the ``[B, T]`` mask,
+        and ``[B * T + 1, D]`` rows of the same memory ending in a zero row (for
+        :func:`~vidlang.engine.pipelines.features.gather_flat` of clip segments)."""
+        lengths = self.lengths.index_select(0, rows)
+        longest = int(lengths.max())
+        n, full, width = self.padded.shape
+        src = self.padded.view(n, full * width)[:, : longest * width]  # rows of whole videos
+        buf = empty_huge(((len(rows) * longest + 1) * width,), self.padded.dtype)
+        buf[-width:] = 0.0
+        feats = buf[:-width].view(len(rows), longest * width)
+        torch.index_select(src, 0, rows, out=feats)
+        mask = torch.arange(longest)[None, :] < lengths[:, None]
+        return feats.view(len(rows), longest, width), mask, buf.view(-1, width)
+
+
+def shared_bank(items: Sequence[object]) -> FeatureBank | None:
+    """The bank every item of a batch comes from (attribute ``bank``), or None when an item
+    has none or they differ (then the collate pads the ragged tensors as before)."""
+    bank = getattr(items[0], "bank", None) if items else None
+    if bank is None or any(getattr(it, "bank", None) is not bank for it in items):
+        return None
+    return bank
