@@ -25,6 +25,10 @@ rows run them with ``model.frozen_text=lazy`` (the encoder in training mode insi
 before; see docs/engine.md). ``mmn/cpu`` and the ``+lazy`` rows keep the arithmetic of the code
 before issue 16 (``--fingerprint`` compares two versions).
 
+Like the engine, it first applies :func:`vidlang.ops.memory.retain_freed_memory` (glibc keeps
+freed blocks for the next step instead of returning them to the OS); ``--no-retain`` leaves
+malloc as it is, to measure what that saves.
+
     python benchmarks/bench_step.py            # Charades-STA size (takes a while on 2 cores)
     python benchmarks/bench_step.py --quick    # 400 videos (for `make bench`)
     python benchmarks/bench_step.py --configs mmn/cpu --videos 1000
@@ -354,8 +358,16 @@ def main() -> int:
                          "videos) to JSON, to compare two versions of the code (the code before "
                          "issue 16's precompute default: compare its retrieval/tempclr rows with "
                          "this version's +lazy rows)")
+    ap.add_argument("--no-retain", action="store_true",
+                    help="leave glibc's malloc as it is (the engine's trainer.retain_freed_memory="
+                         "false), to measure what vidlang.ops.memory saves")
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    if not args.no_retain:
+        from vidlang.ops.memory import retain_freed_memory
+
+        # as the engine does before training (trainer.retain_freed_memory, default true)
+        print(f"retain_freed_memory: {'applied' if retain_freed_memory() else 'not available here'}")
     if args.fingerprint:
         import json
 

@@ -51,6 +51,7 @@ from vidlang.engine.resume import (
 )
 from vidlang.engine.schema import ExperimentConfig
 from vidlang.errors import ConfigError, VidlangError
+from vidlang.ops.memory import retain_freed_memory
 
 
 @dataclass
@@ -218,6 +219,8 @@ def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = False,
                        "(their steps are trained and logged again)")
     save_config(cfg, out / "config.yaml")
 
+    if cfg.trainer.retain_freed_memory:
+        retain_freed_memory()  # per-step tensors stop page-faulting (vidlang.ops.memory)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model = build_model(cfg)
     pipe = pipeline if pipeline is not None else build_pipeline(cfg, model)

@@ -52,6 +52,7 @@ class TrainerConfig:
     progress_bar: bool = True
     limit_train_batches: Any = None  # int (batches) or float (fraction); None = all
     checkpoint_every_n_steps: int = 0  # also save checkpoints/last.ckpt every N optimiser steps (0 = per epoch only)
+    retain_freed_memory: bool = True  # keep freed blocks for the next step (vidlang.ops.memory; glibc only)
 
 
 @dataclass

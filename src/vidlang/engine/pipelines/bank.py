@@ -9,9 +9,8 @@ values are the very floats of the per-video tensors and padding is +0.0 as in
 :func:`vidlang.ops.padding.pad_rows`, so the collated tensors are bit-identical to the
 ragged path's (``tests/engine/test_feature_bank.py``).
 
-The batch tensors are fresh per step and large (6 MiB for 64 videos); they are allocated with
-:func:`vidlang.ops.hugepages.empty_huge`, so writing them costs a few huge-page faults rather
-than ~1,500 small ones when the allocator has returned the previous batch's memory to the OS.
+The batch tensors are fresh per step and large (6 MiB for 64 videos); that they do not fault
+in their pages again every step is :func:`vidlang.ops.memory.retain_freed_memory`'s job.
 
 Built by :meth:`vidlang.engine.pipelines.features.FeatureDataset.build_bank` when the whole
 split fits in ``data.feature_cache_mb`` (padded); the memo's per-video tensors then become
@@ -23,8 +22,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-
-from vidlang.ops.hugepages import empty_huge
 
 
 class FeatureBank:
@@ -59,7 +56,7 @@ class FeatureBank:
         longest = int(lengths.max())
         n, full, width = self.padded.shape
         src = self.padded.view(n, full * width)[:, : longest * width]  # rows of whole videos
-        buf = empty_huge(((len(rows) * longest + 1) * width,), self.padded.dtype)
+        buf = torch.empty(((len(rows) * longest + 1) * width,), dtype=self.padded.dtype)
         buf[-width:] = 0.0
         feats = buf[:-width].view(len(rows), longest * width)
         torch.index_select(src, 0, rows, out=feats)

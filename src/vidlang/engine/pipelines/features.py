@@ -16,7 +16,6 @@ from vidlang.data.features.spec import FeatureSpec
 from vidlang.engine.pipelines.bank import FeatureBank
 from vidlang.engine.schema import DataConfig
 from vidlang.errors import ConfigError, DataError
-from vidlang.ops.hugepages import empty_huge
 
 log = logging.getLogger(__name__)
 FeatureSource = Mapping[str, Any]  # video_id -> [T, D] array
@@ -88,7 +87,7 @@ def gather_flat(base: torch.Tensor, starts: Sequence[int],
     index = torch.full((len(lengths), longest), base.shape[0] - 1, dtype=torch.long)
     if len(flat):
         index[mask] = torch.cat([rows + int(start) for rows, start in zip(flat, starts)])
-    out = empty_huge((len(lengths) * longest, width), base.dtype)  # see vidlang.ops.hugepages
+    out = torch.empty((len(lengths) * longest, width), dtype=base.dtype)
     torch.index_select(base, 0, index.reshape(-1), out=out)
     return out.view(len(lengths), longest, width), mask
 
