@@ -9,8 +9,9 @@ clip-level baseline (VideoCLIP-style training) as a config of the same model.
 Alignment batch (built by ``vidlang.engine.pipelines.alignment``)::
 
     video_ids    list[str]              B videos
-    feats        FloatTensor [B, T, D]  per-second features of the whole video (padded)
-    feat_mask    BoolTensor  [B, T]
+    feats        FloatTensor [B, T, D]  per-second features of the whole video (padded;
+                                        evaluation batches only: training reads the clips)
+    feat_mask    BoolTensor  [B, T]     (with feats)
     durations    FloatTensor [B]        seconds
     seg_feats    FloatTensor [S, L, D]  features inside each selected caption window (padded)
     seg_mask     BoolTensor  [S, L]

@@ -9,8 +9,9 @@ threshold.
 
 :func:`retain_freed_memory` raises both thresholds (``mallopt``): blocks up to 1 GiB come from
 the heap, and the heap is not trimmed below ~2 GiB of free space. Measured with
-``benchmarks/bench_step.py --quick`` (docs/results.md): TempCLR's data phase 1.6-1.8 ms per
-step with glibc's defaults, 0.7-0.8 ms with this. It does not remove every page fault (torch
+``benchmarks/bench_step.py`` at Charades-STA size against ``--no-retain`` (docs/results.md):
+an ``mmn/cpu`` step 95.8 ms instead of 116.5 (epoch 42.8 s instead of 52.5), the retrieval
+step's data + text share 14.2 % instead of 16.0 %. It does not remove every page fault (torch
 allocates with ``posix_memalign``, whose freed blocks glibc does not always reuse). The cost:
 the process keeps what it freed instead of returning it to the OS. The training engine applies
 it when ``trainer.retain_freed_memory`` is true (the default); it changes no number, only where

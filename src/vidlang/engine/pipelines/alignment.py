@@ -18,6 +18,7 @@ Evaluation options: :class:`AlignmentEvalOptions` (``eval.overrides``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -242,37 +243,43 @@ def _flats(flats: Sequence[torch.Tensor | None]) -> list[torch.Tensor] | None:
 
 
 def _segments(items: Sequence[AlignmentItem], background: bool,
-              rows: tuple[torch.Tensor, int] | None) -> tuple[torch.Tensor, torch.Tensor]:
+              rows: tuple[torch.Tensor, list[int]] | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Padded features + mask of every item's pair clips (``background``: fixed windows).
-    ``rows``: the batch's padded features as ``[B * T + 1, D]`` rows ending in a zero row and
-    T (from :meth:`FeatureBank.gather_videos`), gathered from directly; else the items' ragged
-    tensors are concatenated first (:func:`gather_rows`)."""
+    ``rows``: ``[R, D]`` feature rows ending in a zero row and where each item's video starts
+    in them (the bank's rows, or the batch's padded videos), gathered from directly; else the
+    items' ragged tensors are concatenated first (:func:`gather_rows`)."""
     groups = [it.bg_frames if background else it.frames for it in items]
     flat = _flats([it.bg_flat if background else it.frames_flat for it in items])
     if rows is None or flat is None:
         return gather_rows([it.feats for it in items], groups, flat)
-    base, longest = rows
-    return gather_flat(base, [b * longest for b in range(len(items))], flat, segment_lengths(groups))
+    base, starts = rows
+    return gather_flat(base, starts, flat, segment_lengths(groups))
 
 
-def collate_alignment(items: Sequence[AlignmentItem]) -> dict[str, Any]:
+def collate_alignment(items: Sequence[AlignmentItem], whole_videos: bool = True) -> dict[str, Any]:
     """The alignment batch documented in :mod:`vidlang.models.tempclr` (``win_*`` /
-    ``bg_windows`` only when the items carry fixed windows). Items of one
-    :class:`FeatureBank` are gathered from it (the same tensors as padding their features)."""
+    ``bg_windows`` only when the items carry fixed windows). ``whole_videos`` false (training
+    batches: TempCLR's losses read only the clip segments) leaves out ``feats`` / ``feat_mask``.
+    Items of one :class:`FeatureBank` are gathered from it (the same tensors as padding their
+    features)."""
     bank = shared_bank(items)
-    rows: tuple[torch.Tensor, int] | None = None
-    if bank is not None:
-        feats, feat_mask, base = bank.gather_videos(
-            torch.tensor([it.bank_row for it in items], dtype=torch.long))
-        rows = (base, int(feats.shape[1]))
-    else:
-        feats, feat_mask = pad_rows([it.feats for it in items])
+    rows: tuple[torch.Tensor, list[int]] | None = None
+    whole: dict[str, torch.Tensor] = {}
+    if whole_videos:
+        if bank is not None:
+            feats, feat_mask, base = bank.gather_videos(
+                torch.tensor([it.bank_row for it in items], dtype=torch.long))
+            rows = (base, [b * int(feats.shape[1]) for b in range(len(items))])
+        else:
+            feats, feat_mask = pad_rows([it.feats for it in items])
+        whole = {"feats": feats, "feat_mask": feat_mask}
+    elif bank is not None:
+        rows = (bank.rows, [bank.first_row(it.bank_row) for it in items])
     seg_feats, seg_mask = _segments(items, False, rows)
     seq_index = _sequence_index([len(it.sentences) for it in items])
     batch: dict[str, Any] = {
         "video_ids": [it.video_id for it in items],
-        "feats": feats,
-        "feat_mask": feat_mask,
+        **whole,
         "durations": torch.tensor([it.duration for it in items], dtype=torch.float32),
         "seg_feats": seg_feats,
         "seg_mask": seg_mask,
@@ -362,7 +369,7 @@ class AlignmentPipeline(TaskPipeline):
     def train_loader(self, rank: int = 0, world_size: int = 1) -> DataLoader:
         ds = self.dataset(self.data.train_split, True)
         ds.build_bank()
-        return make_loader(ds, collate_alignment,
+        return make_loader(ds, functools.partial(collate_alignment, whole_videos=False),
                            self.data.batch_size, shuffle=True, seed=self.cfg.seed,
                            num_workers=self.data.num_workers, rank=rank, world_size=world_size)
 

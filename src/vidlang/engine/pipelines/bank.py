@@ -4,7 +4,8 @@
 float32 tensor with each video's length. A batch's padded features are then one
 ``index_select`` of whole videos (:meth:`FeatureBank.gather_videos`), instead of zero-filling
 a fresh tensor and copying the ragged per-video tensors into it at every step; TempCLR's clip
-segments are then gathered from that batch's rows (no concatenation of the videos first). The
+segments are gathered from the bank's rows directly (:attr:`FeatureBank.rows`: every video's
+``T_max`` rows, then a zero row), so a training batch need not copy whole videos at all. The
 values are the very floats of the per-video tensors and padding is +0.0 as in
 :func:`vidlang.ops.padding.pad_rows`, so the collated tensors are bit-identical to the
 ragged path's (``tests/engine/test_feature_bank.py``).
@@ -34,10 +35,16 @@ class FeatureBank:
         self.lengths = torch.tensor([int(f.shape[0]) for f in feats], dtype=torch.long)
         self.longest = int(self.lengths.max())
         n = len(feats)
-        self.padded = torch.zeros(n, self.longest, width, dtype=torch.float32)
+        # every video's rows, then one zero row: clip segments are gathered from it directly
+        self.rows = torch.zeros(n * self.longest + 1, width, dtype=torch.float32)
+        self.padded = self.rows[:-1].view(n, self.longest, width)
         for i, f in enumerate(feats):
             self.padded[i, : f.shape[0]] = f
         self.row_of = {vid: i for i, vid in enumerate(ids)}
+
+    def first_row(self, row: int) -> int:
+        """Where video ``row``'s features start in :attr:`rows`."""
+        return row * self.longest
 
     @property
     def nbytes(self) -> int:
