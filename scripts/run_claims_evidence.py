@@ -16,7 +16,8 @@ stops improving for ``--patience`` epochs, the best epoch scored on test):
   whose twin swaps one event's object / verb: is the caption closer to its own video?).
 * ``tpmcl``: att_ti + NegNCE at scale 100, TPM-CL off vs on (partial_type 4: all three terms,
   release triplets and learned query map); logged per epoch: fraction of active hinges.
-* ``ccr``: CPL vs CCR (release defaults) on SynthVL with ``verb_object_gap=0`` (the object right
+* ``ccr``: CPL vs CCR (release defaults) vs CCR with the causal query-only branch
+  (``model.q_branch=causal``) on SynthVL with ``verb_object_gap=0`` (the object right
   after its verb, so a masked object is predictable from the unmasked verb), spurious
   co-occurrence 0 / 0.5 / 0.9 / 0.99; per setting, ``scripts/diagnose_weak.py``'s information
   gain of the video (NLL with another video minus NLL with the right one, masked content
@@ -69,6 +70,9 @@ TABLES: dict[str, list[tuple[str, str, list[str]]]] = {
     "ccr": [
         ("CPL", "cpl/cpu", []),
         ("CCR", "ccr/cpu", []),
+        # the context-aware query-only branch (issue 17, fix 4): can represent a shortcut
+        # across several words; `--only CPL CCR` runs the two release rows only
+        ("CCR (causal q)", "ccr/cpu", ["model.q_branch=causal"]),
     ],
 }
 CCR_SIZES = ["model.frame_dim=32", "model.hidden=32", "model.ffn_dim=64", "model.word_dim=32",
