@@ -66,36 +66,21 @@ _LN2_LO = 1.9082149292705877e-10
 _LN2 = 0.6931471805599453
 
 
-@intrinsic
-def _f64_bits(typingctx, x):  # type: ignore[no-untyped-def]
-    """The IEEE bits of a float64 as an int64 (a bitcast, so the loop still vectorises)."""
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        return builder.bitcast(args[0], ir.IntType(64))
-    return types.int64(types.float64), codegen
+def _bitcast(src: Any, dst: Any, llvm_type: Any, doc: str) -> Any:
+    """A numba intrinsic reinterpreting a ``src`` value's bits as ``dst`` (a bitcast, so the
+    loops that use it still vectorise)."""
+    def typer(typingctx, x):  # type: ignore[no-untyped-def]
+        def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+            return builder.bitcast(args[0], llvm_type)
+        return dst(src), codegen
+    typer.__doc__ = doc
+    return intrinsic(typer)
 
 
-@intrinsic
-def _bits_f64(typingctx, x):  # type: ignore[no-untyped-def]
-    """The float64 whose IEEE bits are the int64 ``x``."""
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        return builder.bitcast(args[0], ir.DoubleType())
-    return types.float64(types.int64), codegen
-
-
-@intrinsic
-def _f32_bits(typingctx, x):  # type: ignore[no-untyped-def]
-    """The IEEE bits of a float32 as an int32."""
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        return builder.bitcast(args[0], ir.IntType(32))
-    return types.int32(types.float32), codegen
-
-
-@intrinsic
-def _bits_f32(typingctx, x):  # type: ignore[no-untyped-def]
-    """The float32 whose IEEE bits are the int32 ``x``."""
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        return builder.bitcast(args[0], ir.FloatType())
-    return types.float32(types.int32), codegen
+_f64_bits = _bitcast(types.float64, types.int64, ir.IntType(64), "IEEE bits of a float64 as int64")
+_bits_f64 = _bitcast(types.int64, types.float64, ir.DoubleType(), "the float64 of int64 bits")
+_f32_bits = _bitcast(types.float32, types.int32, ir.IntType(32), "IEEE bits of a float32 as int32")
+_bits_f32 = _bitcast(types.int32, types.float32, ir.FloatType(), "the float32 of int32 bits")
 
 
 @intrinsic
