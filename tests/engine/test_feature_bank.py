@@ -33,7 +33,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[list, Path, Path]:
 
 
 def test_bank_gathers_equal_padding_the_ragged_tensors() -> None:
-    """Whole videos and clip segments (gathered from the batch's rows) equal the ragged path,
+    """Whole videos and clip segments (gathered from the bank's rows) equal the ragged path,
     including batches whose longest video has no padding row of its own."""
     gen = torch.Generator().manual_seed(0)
     rng = random.Random(0)
@@ -41,14 +41,14 @@ def test_bank_gathers_equal_padding_the_ragged_tensors() -> None:
     feats = [torch.randn(t, 5, generator=gen) for t in lengths]
     bank = FeatureBank([f"v{i}" for i in range(len(feats))], feats)
     for picks in ([0, 1, 2], [3, 1], [4, 2, 4, 0], [3], [2, 4]):
-        got, mask, base = bank.gather_videos(torch.tensor(picks))
+        got, mask = bank.gather_videos(torch.tensor(picks))
         ref = pad_rows([feats[r] for r in picks])
         assert got.shape == ref[0].shape and got.dtype == ref[0].dtype
         assert torch.equal(got, ref[0]) and torch.equal(mask, ref[1])
-        assert base.shape == (got.shape[0] * got.shape[1] + 1, 5) and not base[-1].any()
+        assert bank.rows.shape == (len(lengths) * max(lengths) + 1, 5) and not bank.rows[-1].any()
         groups = [[sorted(rng.sample(range(lengths[p]), rng.randint(1, lengths[p])))
                    for _ in range(rng.randint(1, 3))] for p in picks]
-        seg = gather_flat(base, [i * got.shape[1] for i in range(len(picks))],
+        seg = gather_flat(bank.rows, [bank.first_row(p) for p in picks],
                           [flat_rows(g) for g in groups], segment_lengths(groups))
         ref_seg = gather_rows([feats[p] for p in picks], groups)
         assert torch.equal(seg[0], ref_seg[0]) and torch.equal(seg[1], ref_seg[1])

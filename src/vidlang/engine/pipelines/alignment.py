@@ -18,7 +18,6 @@ Evaluation options: :class:`AlignmentEvalOptions` (``eval.overrides``).
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -33,7 +32,7 @@ from vidlang.data.features.spec import FeatureSpec
 from vidlang.data.readers.labels import video_labels
 from vidlang.data.records import Paragraph
 from vidlang.engine.pipelines.bank import FeatureBank, shared_bank
-from vidlang.engine.pipelines.base import TaskPipeline, make_loader
+from vidlang.engine.pipelines.base import BoundCollate, TaskPipeline, make_loader
 from vidlang.engine.pipelines.features import (
     FeatureDataset,
     FeatureMemo,
@@ -245,9 +244,9 @@ def _flats(flats: Sequence[torch.Tensor | None]) -> list[torch.Tensor] | None:
 def _segments(items: Sequence[AlignmentItem], background: bool,
               rows: tuple[torch.Tensor, list[int]] | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Padded features + mask of every item's pair clips (``background``: fixed windows).
-    ``rows``: ``[R, D]`` feature rows ending in a zero row and where each item's video starts
-    in them (the bank's rows, or the batch's padded videos), gathered from directly; else the
-    items' ragged tensors are concatenated first (:func:`gather_rows`)."""
+    ``rows``: ``[R, D]`` feature rows ending in a zero row (the bank's :attr:`FeatureBank.rows`)
+    and where each item's video starts in them, gathered from directly; else the items' ragged
+    tensors are concatenated first (:func:`gather_rows`)."""
     groups = [it.bg_frames if background else it.frames for it in items]
     flat = _flats([it.bg_flat if background else it.frames_flat for it in items])
     if rows is None or flat is None:
@@ -263,18 +262,12 @@ def collate_alignment(items: Sequence[AlignmentItem], whole_videos: bool = True)
     Items of one :class:`FeatureBank` are gathered from it (the same tensors as padding their
     features)."""
     bank = shared_bank(items)
-    rows: tuple[torch.Tensor, list[int]] | None = None
+    rows = None if bank is None else (bank.rows, [bank.first_row(it.bank_row) for it in items])
     whole: dict[str, torch.Tensor] = {}
     if whole_videos:
-        if bank is not None:
-            feats, feat_mask, base = bank.gather_videos(
-                torch.tensor([it.bank_row for it in items], dtype=torch.long))
-            rows = (base, [b * int(feats.shape[1]) for b in range(len(items))])
-        else:
-            feats, feat_mask = pad_rows([it.feats for it in items])
+        feats, feat_mask = (pad_rows([it.feats for it in items]) if bank is None else
+                            bank.gather_videos(torch.tensor([it.bank_row for it in items])))
         whole = {"feats": feats, "feat_mask": feat_mask}
-    elif bank is not None:
-        rows = (bank.rows, [bank.first_row(it.bank_row) for it in items])
     seg_feats, seg_mask = _segments(items, False, rows)
     seq_index = _sequence_index([len(it.sentences) for it in items])
     batch: dict[str, Any] = {
@@ -369,7 +362,7 @@ class AlignmentPipeline(TaskPipeline):
     def train_loader(self, rank: int = 0, world_size: int = 1) -> DataLoader:
         ds = self.dataset(self.data.train_split, True)
         ds.build_bank()
-        return make_loader(ds, functools.partial(collate_alignment, whole_videos=False),
+        return make_loader(ds, BoundCollate(collate_alignment, whole_videos=False),
                            self.data.batch_size, shuffle=True, seed=self.cfg.seed,
                            num_workers=self.data.num_workers, rank=rank, world_size=world_size)
 

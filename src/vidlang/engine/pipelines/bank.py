@@ -54,21 +54,17 @@ class FeatureBank:
         """Video ``row``'s ``[T, D]`` features: a view into the bank (no copy)."""
         return self.padded[row, : int(self.lengths[row])]
 
-    def gather_videos(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def gather_videos(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``pad_rows([self.view(r) for r in rows])`` in one gather: the ``[B, T, D]``
-        zero-padded features of videos ``rows`` (T: the batch's longest), the ``[B, T]`` mask,
-        and ``[B * T + 1, D]`` rows of the same memory ending in a zero row (for
-        :func:`~vidlang.engine.pipelines.features.gather_flat` of clip segments)."""
+        zero-padded features of videos ``rows`` (T: the batch's longest) and the ``[B, T]``
+        mask. (Clip segments are gathered from :attr:`rows` instead.)"""
         lengths = self.lengths.index_select(0, rows)
         longest = int(lengths.max())
         n, full, width = self.padded.shape
         src = self.padded.view(n, full * width)[:, : longest * width]  # rows of whole videos
-        buf = torch.empty(((len(rows) * longest + 1) * width,), dtype=self.padded.dtype)
-        buf[-width:] = 0.0
-        feats = buf[:-width].view(len(rows), longest * width)
-        torch.index_select(src, 0, rows, out=feats)
+        feats = torch.index_select(src, 0, rows).view(len(rows), longest, width)
         mask = torch.arange(longest)[None, :] < lengths[:, None]
-        return feats.view(len(rows), longest, width), mask, buf.view(-1, width)
+        return feats, mask
 
 
 def shared_bank(items: Sequence[object]) -> FeatureBank | None:

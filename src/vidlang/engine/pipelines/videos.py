@@ -52,7 +52,7 @@ def collate_videos(items: Sequence[Any]) -> dict[str, Any]:
     else the ragged tensors padded; the same tensors either way)."""
     bank = shared_bank(items)
     if bank is not None:
-        feats, mask, _ = bank.gather_videos(torch.tensor([it.bank_row for it in items],
+        feats, mask = bank.gather_videos(torch.tensor([it.bank_row for it in items],
                                                          dtype=torch.long))
     else:
         dim = int(items[0].feats.shape[1])
