@@ -49,8 +49,10 @@ def test_large_tensor_comes_from_the_heap_once_retained() -> None:
     assert plain >= 40 * 2**20  # the control: glibc's defaults map it
 
 
-def test_second_call_returns_the_first_result() -> None:
-    from vidlang.ops.memory import retain_freed_memory
+def test_off_glibc_it_does_nothing_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    import vidlang.ops.memory as memory
 
-    first = retain_freed_memory()
-    assert retain_freed_memory() is first
+    monkeypatch.setattr(memory, "_applied", False)
+    monkeypatch.setattr(memory.platform, "libc_ver", lambda: ("musl", "1.2"))
+    monkeypatch.setattr(memory.ctypes, "CDLL", lambda name: pytest.fail("libc must not be loaded"))
+    assert memory.retain_freed_memory() is False

@@ -37,6 +37,13 @@ def _all_orders(length: int, exclude_identity: bool) -> torch.Tensor:
     return torch.tensor(perms, dtype=torch.long).reshape(len(perms), length)
 
 
+def _draw_listed(length: int, num: int, generator: torch.Generator | None,
+                 exclude_identity: bool) -> torch.Tensor:
+    """Rows of :func:`_all_orders` drawn for one video (lengths up to MAX_EXHAUSTIVE): the
+    first ``num`` of a random permutation of the table's rows."""
+    return torch.randperm(_all_orders(length, exclude_identity).shape[0], generator=generator)[:num]
+
+
 def permutation_negatives(length: int, num: int = 31, generator: torch.Generator | None = None,
                           exclude_identity: bool = True) -> torch.Tensor:
     """Up to ``num`` distinct orders [K, length] of ``range(length)``, seeded by ``generator``.
@@ -49,9 +56,8 @@ def permutation_negatives(length: int, num: int = 31, generator: torch.Generator
         raise ValueError(f"length must be >= 1, got {length}")
     identity = tuple(range(length))
     if length <= MAX_EXHAUSTIVE:
-        table = _all_orders(length, exclude_identity)
-        order = torch.randperm(table.shape[0], generator=generator)[:num]
-        return table[order]
+        return _all_orders(length, exclude_identity)[
+            _draw_listed(length, num, generator, exclude_identity)]
     available = math.factorial(length) - int(exclude_identity)
     seen: set[tuple[int, ...]] = set()
     chosen: list[tuple[int, ...]] = []
@@ -108,10 +114,9 @@ def batch_permutations(lengths: Sequence[int], num: int, generator: torch.Genera
             perms[b, :p.shape[0], :n] = p
             valid[b, :p.shape[0]] = True
             continue
-        order = torch.randperm(_all_orders(n, True).shape[0], generator=generator)[:num]
         rows, orders = drawn.setdefault(n, ([], []))
         rows.append(b)
-        orders.append(order)
+        orders.append(_draw_listed(n, num, generator, True))
     for n, (rows, orders) in drawn.items():
         chosen = _all_orders(n, True)[torch.stack(orders)]  # [G, k, n]
         index = torch.tensor(rows)
